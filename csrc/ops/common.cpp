@@ -1,0 +1,105 @@
+#include "ops/common.h"
+
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+
+namespace gleam::ops {
+
+namespace {
+
+at::ScalarType real_of(at::ScalarType t) {
+  return t == at::kComplexDouble ? at::kDouble : at::kFloat;
+}
+
+void check_tensor(const char* op, const char* name, const at::Tensor& t, const at::Tensor& ref, at::ScalarType dtype) {
+  TORCH_CHECK(t.defined(), "gleam::", op, ": ", name, " is undefined");
+  TORCH_CHECK(t.scalar_type() == dtype, "gleam::", op, ": ", name, " has dtype ", t.scalar_type(), ", expected ", dtype,
+              " (all arguments must share one precision)");
+  TORCH_CHECK(t.device() == ref.device(), "gleam::", op, ": ", name, " is on ", t.device(), ", expected ",
+              ref.device(), " like the other arguments");
+  TORCH_CHECK(t.is_contiguous(), "gleam::", op, ": ", name, " of shape ", t.sizes(),
+              " is not contiguous; call .contiguous() (the gleam_core.ops wrappers do)");
+}
+
+}  // namespace
+
+SenseGeometry check_and_describe(const char* op, const at::Tensor& data, DataKind kind, const at::Tensor& maps,
+                                 const at::Tensor& mask, at::IntArrayRef fft_dims) {
+  const char* dname = kind == DataKind::kImage ? "x" : "y";
+  TORCH_CHECK(data.defined(), "gleam::", op, ": ", dname, " is undefined");
+  TORCH_CHECK(data.scalar_type() == at::kComplexFloat || data.scalar_type() == at::kComplexDouble, "gleam::", op,
+              ": ", dname, " has dtype ", data.scalar_type(), ", expected complex64 or complex128");
+  check_tensor(op, dname, data, data, data.scalar_type());
+  check_tensor(op, "maps", maps, data, data.scalar_type());
+  check_tensor(op, "mask", mask, data, real_of(data.scalar_type()));
+
+  const int64_t nd = data.dim();
+  TORCH_CHECK(nd == 4 || nd == 5, "gleam::", op, ": ", dname, " has shape ", data.sizes(), ", expected ",
+              kind == DataKind::kImage ? "(B, M, *S)" : "(B, C, *S)", " with 2 or 3 spatial axes");
+  const int64_t ns = nd - 2;
+  TORCH_CHECK(maps.dim() == nd + 1, "gleam::", op, ": maps has shape ", maps.sizes(), ", expected (B, C, M, *S) with ",
+              ns, " spatial axes like ", dname, " ", data.sizes());
+  TORCH_CHECK(mask.dim() == nd, "gleam::", op, ": mask has shape ", mask.sizes(), ", expected (B or 1, 1, *S) with ",
+              ns, " spatial axes");
+
+  SenseGeometry g;
+  g.batch = data.size(0);
+  g.coils = maps.size(1);
+  g.sets = maps.size(2);
+  TORCH_CHECK(g.batch > 0 && g.coils > 0 && g.sets > 0, "gleam::", op, ": empty batch, coil or map-set dimension (",
+              dname, " ", data.sizes(), ", maps ", maps.sizes(), ")");
+  if (kind == DataKind::kImage) {
+    TORCH_CHECK(data.size(1) == g.sets, "gleam::", op, ": x has ", data.size(1), " map sets (shape ", data.sizes(),
+                ") but maps has ", g.sets, " (shape ", maps.sizes(), ")");
+  } else {
+    TORCH_CHECK(data.size(1) == g.coils, "gleam::", op, ": y has ", data.size(1), " coils (shape ", data.sizes(),
+                ") but maps has ", g.coils, " (shape ", maps.sizes(), ")");
+  }
+  TORCH_CHECK(maps.size(0) == g.batch || maps.size(0) == 1, "gleam::", op, ": maps batch size ", maps.size(0),
+              " does not match ", dname, " batch size ", g.batch);
+  g.maps_batch_bcast = maps.size(0) == 1 && g.batch > 1;
+  TORCH_CHECK(mask.size(0) == g.batch || mask.size(0) == 1, "gleam::", op, ": mask batch size ", mask.size(0),
+              " is neither 1 nor ", g.batch);
+  TORCH_CHECK(mask.size(1) == 1, "gleam::", op, ": mask has shape ", mask.sizes(),
+              ", expected size 1 along the coil axis (dim 1)");
+  g.mask_batch = mask.size(0) == g.batch && g.batch > 1;
+
+  for (int64_t d : fft_dims)
+    TORCH_CHECK(d >= -ns && d <= -1, "gleam::", op, ": fft_dims entry ", d, " is out of range; expected -", ns,
+                " .. -1 (spatial axes of ", dname, ")");
+  const int pad = static_cast<int>(3 - ns);  // 2D problems become (1, H, W)
+  for (int64_t a = 0; a < ns; ++a) {
+    const int ga = static_cast<int>(a) + pad;
+    const int64_t n = data.size(2 + a);
+    TORCH_CHECK(n > 0, "gleam::", op, ": ", dname, " has an empty spatial axis: ", data.sizes());
+    g.n[ga] = n;
+    g.fft[ga] = std::find(fft_dims.begin(), fft_dims.end(), a - ns) != fft_dims.end();
+    const int64_t nm = maps.size(3 + a);
+    const bool bcast_ok = ga == 0 && !g.fft[ga] && nm == 1;
+    TORCH_CHECK(nm == n || bcast_ok, "gleam::", op, ": maps spatial shape ", maps.sizes().slice(3),
+                " does not match ", dname, " spatial shape ", data.sizes().slice(2),
+                " (only a leading non-transformed axis, such as cine frames, may have size 1)");
+    if (bcast_ok && n > 1) g.maps_bcast0 = true;
+    const int64_t nk = mask.size(2 + a);
+    TORCH_CHECK(nk == n || nk == 1, "gleam::", op, ": mask spatial shape ", mask.sizes().slice(2),
+                " does not broadcast to ", dname, " spatial shape ", data.sizes().slice(2));
+    g.mask_n[ga] = nk;
+  }
+  return g;
+}
+
+void check_batch_param(const char* op, const char* name, const at::Tensor& p, const at::Tensor& like, int64_t batch) {
+  check_tensor(op, name, p, like, real_of(like.scalar_type()));
+  TORCH_CHECK(p.dim() == 0 || (p.dim() == 1 && p.size(0) == batch), "gleam::", op, ": ", name, " has shape ",
+              p.sizes(), ", expected () or (", batch, ",)");
+}
+
+void check_same_as(const char* op, const char* name, const at::Tensor& t, const char* ref_name,
+                   const at::Tensor& ref) {
+  check_tensor(op, name, t, ref, ref.scalar_type());
+  TORCH_CHECK(t.sizes() == ref.sizes(), "gleam::", op, ": ", name, " has shape ", t.sizes(), ", expected ",
+              ref.sizes(), " like ", ref_name);
+}
+
+}  // namespace gleam::ops

@@ -1,0 +1,31 @@
+// Argument checks shared by the op kernels of every backend, and the translation of
+// validated tensors into the framework-free SenseGeometry.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <complex>
+
+#include "kernels/geometry.h"
+
+namespace gleam::ops {
+
+enum class DataKind { kImage, kKspace };
+
+// Checks dtypes, devices, contiguity and shapes of the raw-op arguments; every message
+// names the op, the argument, what it got and what was expected.
+//   data: x (B, M, *S) for kImage, y (B, C, *S) for kKspace.
+SenseGeometry check_and_describe(const char* op, const at::Tensor& data, DataKind kind, const at::Tensor& maps,
+                                 const at::Tensor& mask, at::IntArrayRef fft_dims);
+
+// A per-batch real parameter (step, lam): shape () or (B,), real dtype of `like`'s precision.
+void check_batch_param(const char* op, const char* name, const at::Tensor& p, const at::Tensor& like, int64_t batch);
+
+// A second image argument (ahy, x0) that must match x exactly.
+void check_same_as(const char* op, const char* name, const at::Tensor& t, const char* ref_name, const at::Tensor& ref);
+
+template <typename T> std::complex<T>* cptr(const at::Tensor& t) {
+  return reinterpret_cast<std::complex<T>*>(t.data_ptr());
+}
+
+}  // namespace gleam::ops

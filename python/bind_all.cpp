@@ -1,0 +1,7 @@
+#include "python/bindings.h"
+
+namespace gleam::python {
+
+void bind_all(pybind11::module_& /*m*/) {}
+
+}  // namespace gleam::python
