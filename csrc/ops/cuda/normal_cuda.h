@@ -1,0 +1,27 @@
+// The chunked normal operator on CUDA, shared by sense_normal, dc_gradient_step and cg_solve:
+// out = base + coef_b * A^H A x (see kernels/cuda/sense_cuda.cuh combine_coils).
+#pragma once
+
+#include "kernels/cuda/sense_cuda.cuh"
+#include "ops/cuda/cuda_common.h"
+
+namespace gleam::ops::cuda_common {
+
+template <typename T>
+void normal_into(const SenseGeometry& g, const at::Tensor& x, const at::Tensor& maps, const at::Tensor& mask,
+                 int64_t chunk, const T* dc_x, const T* dc_ahy, const T* step, int64_t step_stride, at::Tensor& out,
+                 cudaStream_t stream) {
+  const auto dims = buffer_dims(g);
+  for (int64_t c0 = 0; c0 < g.coils; c0 += chunk) {
+    const int64_t nc = std::min(chunk, g.coils - c0);
+    at::Tensor buf = chunk_buffer(g, nc, x.options());
+    C10_CUDA_CHECK(cuda::expand_coils<T>(g, rptr<T>(x), rptr<T>(maps), c0, nc, T(1), rptr<T>(buf), stream));
+    at::Tensor k = fft(buf, dims, /*forward=*/true);
+    C10_CUDA_CHECK(cuda::apply_mask<T>(g, rptr<T>(k), mask.data_ptr<T>(), nc, /*square=*/true, stream));
+    at::Tensor img = fft(k, dims, /*forward=*/false);
+    C10_CUDA_CHECK(cuda::combine_coils<T>(g, rptr<T>(img), rptr<T>(maps), c0, nc, c0 == 0, dc_x, dc_ahy, step,
+                                          step_stride, rptr<T>(out), stream));
+  }
+}
+
+}  // namespace gleam::ops::cuda_common
