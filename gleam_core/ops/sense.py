@@ -73,6 +73,12 @@ class SenseOp:
         self.coil_chunk = coil_chunk or 0
         self.maps = maps if maps.requires_grad else maps.contiguous()
         mask = _checks.canonical_mask(mask, spatial_ndim, _checks.real_dtype(maps.dtype), maps.device)
+        # Check against the maps now: after compaction a wrong-size constant mask would broadcast.
+        maps_spatial = tuple(maps.shape[3:])
+        for a, (k, n) in enumerate(zip(mask.shape[2:], maps_spatial)):
+            if n > 1 and k not in (1, n):
+                raise ValueError(f"mask spatial shape {tuple(mask.shape[2:])} does not broadcast to the maps' spatial "
+                                 f"shape {maps_spatial} (axis {a}: {k} vs {n})")
         self.fft_dims = list(range(-fft_ndim, 0))
         if decouple:
             mask = _compact_constant_axes(mask, [mask.dim() + d for d in self.fft_dims])
