@@ -1,0 +1,64 @@
+"""Configuration of the unrolled networks (the ``model:`` section of a training spec).
+
+Field metadata ``min``/``odd`` are constraints the spec validator checks and reports with the
+full key path; ``ModelConfig.check`` holds the cross-field rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class DenoiserConfig:
+    """The residual CNN ``x + f(x)``: ``resnet`` (blocks of two convs) or ``cnn`` (MoDL's plain stack)."""
+
+    type: Literal["resnet", "cnn"] = "resnet"
+    features: int = field(default=32, metadata={"min": 1})
+    blocks: int = field(default=2, metadata={"min": 0})        # resnet only
+    layers: int = field(default=5, metadata={"min": 2})        # cnn only
+    kernel_size: int = field(default=3, metadata={"min": 1, "odd": True})
+    # auto: Conv2d for 2d data, Conv3d for 3d and cine; "2+1d" factorizes 3D convs (cine).
+    conv: Literal["auto", "2d", "3d", "2+1d"] = "auto"
+    bias: bool | None = None                                   # None: resnet yes, cnn no (MoDL)
+    out_scale: float = field(default=1.0, metadata={"min": 0.0})
+
+
+@dataclass
+class ModelConfig:
+    """An unrolled network: ``pgd`` (gradient-step DC then denoiser) or ``modl`` (denoiser then CG DC)."""
+
+    type: Literal["pgd", "modl"] = "pgd"
+    unrolls: int = field(default=8, metadata={"min": 1})
+    # One denoiser for all unrolls (within each GLEAM module: decoupled modules cannot share).
+    share_weights: bool = False
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    step: float = 0.5                                          # pgd: initial gradient step t
+    learn_step: bool = True
+    lam: float = field(default=0.05, metadata={"min": 0.0})   # modl: initial lam (> 0)
+    learn_lam: bool = False
+    cg_iters: int = field(default=10, metadata={"min": 0})
+    cg_tol: float = field(default=0.0, metadata={"min": 0.0})
+
+    def check(self, kind: str) -> None:
+        """Cross-field rules; raises ValueError naming the key (relative to ``model.``)."""
+        if self.type == "modl" and self.lam <= 0:
+            raise ValueError(f"lam must be > 0 for a modl model, got {self.lam!r}")
+        if kind == "2d" and self.denoiser.conv in ("3d", "2+1d"):
+            raise ValueError(f"denoiser.conv={self.denoiser.conv!r} needs 3 spatial axes, but the data kind is '2d' "
+                             "(allowed: auto, 2d)")
+        if kind in ("3d", "cine") and self.denoiser.conv == "2d":
+            raise ValueError(f"denoiser.conv='2d' cannot filter {kind} data with 3 spatial axes "
+                             "(allowed: auto, 3d, 2+1d)")
+
+    def conv_kind(self, kind: str) -> str:
+        """The convolution used for data of ``kind``."""
+        if self.denoiser.conv != "auto":
+            return self.denoiser.conv
+        return "2d" if kind == "2d" else "3d"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        """Rebuilds a config saved with ``dataclasses.asdict`` (e.g. from a checkpoint)."""
+        return cls(**{**d, "denoiser": DenoiserConfig(**d["denoiser"])})

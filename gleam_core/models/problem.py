@@ -1,0 +1,52 @@
+"""The data-consistency problem of one batch: the SENSE operator and ``A^H y``.
+
+Every unroll of a network needs the same operator and the same zero-filled image, so they
+are built once per batch (per device) and passed down the chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..ops import SenseOp
+
+FFT_NDIM = {"2d": 2, "3d": 3, "cine": 2}
+
+
+def fft_ndim_of(kind: str) -> int:
+    """The number of trailing axes the FFT transforms for a data kind ("2d", "3d", "cine")."""
+    if kind not in FFT_NDIM:
+        raise ValueError(f"kind must be one of {sorted(FFT_NDIM)}, got {kind!r}")
+    return FFT_NDIM[kind]
+
+
+@dataclass
+class Problem:
+    """``op`` (A = mask * F * maps) and ``ahy`` = A^H y, complex (B, M, *S)."""
+
+    op: SenseOp
+    ahy: Tensor
+
+    @classmethod
+    def from_data(cls, kspace: Tensor, maps: Tensor, mask: Tensor, fft_ndim: int) -> "Problem":
+        """Builds the problem of undersampled k-space (B, C, *S), maps (B, C, M, *S) and a
+        compact mask (B, 1, *S') broadcastable to (B, 1, *S)."""
+        op = SenseOp(maps, mask, fft_ndim=fft_ndim)
+        return cls(op, op.adjoint(kspace))
+
+    @property
+    def device(self) -> torch.device:
+        return self.ahy.device
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "Problem":
+        """The same problem on another device and/or complex dtype (copies are non-blocking)."""
+        device = torch.device(device)
+        if device == self.device and (dtype is None or dtype == self.ahy.dtype):
+            return self
+        maps = self.op.maps.to(device, dtype, non_blocking=True)
+        # SenseOp converts the mask to the real dtype of the maps.
+        op = SenseOp(maps, self.op.mask.to(device, non_blocking=True), fft_ndim=self.op.fft_ndim)
+        return Problem(op, self.ahy.to(device, dtype, non_blocking=True))
