@@ -2,7 +2,11 @@
 // readout decoupling, the DC step, CG, and serial == multi-threaded execution.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <stdexcept>
+
 #include "kernels/cpu/sense.h"
+#include "kernels/cpu/thread_pool.h"
 #include "sense_test_util.h"
 
 using namespace gleam;
@@ -182,5 +186,30 @@ TYPED_TEST(SenseCpu, ConjugateGradientsSolvesRegularizedNormalEquations) {
       EXPECT_GT(iters[size_t(b)], 0);
       EXPECT_LT(iters[size_t(b)], 200);
     }
+  }
+}
+
+TEST(ThreadPool, CoversRangeOnceAndRunsNestedCallsSerially) {
+  std::vector<std::atomic<int>> hits(1000);
+  cpu::pool_parallel_for(0, 1000, 1, 4, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+    cpu::pool_parallel_for(0, 10, 1, 4, [&](int64_t, int64_t) {});  // nested: must not deadlock
+  });
+  for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+  EXPECT_THROW(cpu::pool_parallel_for(0, 100, 1, 3,
+                                      [](int64_t b, int64_t) {
+                                        if (b > 0) throw std::runtime_error("boom");
+                                      }),
+               std::runtime_error);
+}
+
+TYPED_TEST(SenseCpu, PoolExecutorEqualsSerialBitwise) {
+  using T = TypeParam;
+  for (const auto& c : cases()) {
+    auto p = random_problem<T>(geometry(c), 19);
+    std::vector<std::complex<T>> a(p.x.size()), b(p.x.size());
+    cpu::sense_adjoint<T>(p.g, p.y.data(), p.maps.data(), p.mask.data(), a.data(), cpu::serial_executor());
+    cpu::sense_adjoint<T>(p.g, p.y.data(), p.maps.data(), p.mask.data(), b.data(), cpu::pool_executor(2));
+    EXPECT_EQ(a, b) << c.name;
   }
 }

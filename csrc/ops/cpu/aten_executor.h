@@ -1,19 +1,16 @@
-// Runs the framework-free CPU kernels on ATen's intra-op thread pool.
+// Runs the framework-free CPU kernels with as many threads as torch's intra-op setting
+// (torch.set_num_threads), on the kernels' own pool (see kernels/cpu/thread_pool.h).
 #pragma once
 
 #include <ATen/Parallel.h>
 
-#include "kernels/cpu/pipeline.h"
+#include "kernels/cpu/thread_pool.h"
 
 namespace gleam::ops {
 
 inline cpu::Executor aten_executor() {
-  cpu::Executor e;
-  e.threads = at::get_num_threads();
-  e.pfor = [](int64_t b, int64_t en, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
-    at::parallel_for(b, en, grain, f);
-  };
-  return e;
+  // Inside an ATen parallel region (e.g. a DataLoader-style caller), stay serial.
+  return cpu::pool_executor(at::in_parallel_region() ? 1 : at::get_num_threads());
 }
 
 }  // namespace gleam::ops
