@@ -1,0 +1,133 @@
+"""The interface every training strategy implements, and the shared whole-network training step.
+
+A strategy owns the model's optimizer(s) and turns one batch (a
+:class:`~gleam_core.models.Problem` and its target (B, M, *S) complex) into one update.
+``e2e``, ``checkpoint`` and ``invertible`` train the whole network against the final output
+and differ only in how they get its gradients (:meth:`WholeNetworkStrategy.forward_train`);
+``gleam`` trains M modules, each against its own output.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from ...models import Problem, UnrolledNet
+from ..losses import LossFn
+from ..memory import StepMemory
+from ..optim import OptimizerConfig, Updater
+from ..timing import Stopwatch
+
+
+@dataclass
+class StepResult:
+    """What one training step reports; tensors stay on their device until :meth:`resolve`.
+
+    losses: one detached 0-dim loss per module (one for whole-network strategies).
+    times: one :class:`Stopwatch` per module (GPU event pairs are read only in ``resolve``).
+    memory: peak bytes per module (CPU saved-tensor meter), or None where modules share a
+        device measurement (CUDA).
+    peak_memory: the step's peak bytes (max over devices).
+    extra: other 0-dim tensors to log (e.g. the invertible strategy's inversion error).
+    """
+
+    losses: list[Tensor]
+    times: list[Stopwatch]
+    memory: list[int] | None
+    peak_memory: int
+    extra: dict[str, Tensor] = field(default_factory=dict)
+
+    def resolve(self) -> dict:
+        """Plain Python numbers (synchronizes the devices the step ran on)."""
+        out = {"loss": [float(v) for v in self.losses], "time_s": [t.seconds() for t in self.times],
+               "peak_bytes": int(self.peak_memory)}
+        if self.memory is not None:
+            out["module_peak_bytes"] = [int(m) for m in self.memory]
+        out.update({k: float(v) for k, v in self.extra.items()})
+        return out
+
+
+class Strategy(ABC):
+    """One way of training an :class:`UnrolledNet`.
+
+    Args:
+        model: the network (moved to ``device``; GLEAM may spread its modules over devices).
+        loss_fn: (pred, target) -> 0-dim real loss.
+        optim: optimizer and schedule settings; ``total`` is the number of iterations.
+        device: the main device (batches arrive there; reconstructions are returned there).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, model: UnrolledNet, loss_fn: LossFn, optim: OptimizerConfig, total: int,
+                 device: torch.device | str) -> None:
+        self.model = model
+        self.loss_fn = loss_fn
+        self.device = torch.device(device)
+
+    @property
+    def num_modules(self) -> int:
+        """The number of separately trained parts (and of losses per step)."""
+        return 1
+
+    @abstractmethod
+    def train_step(self, problem: Problem, target: Tensor) -> StepResult:
+        """One update from a batch; ``target`` (B, M, *S) complex on the main device."""
+
+    @torch.no_grad()
+    def reconstruct(self, problem: Problem) -> Tensor:
+        """Inference through the whole chain: (B, M, *S) complex on the main device."""
+        return self.model(problem)
+
+    @abstractmethod
+    def lrs(self) -> list[float]:
+        """The current learning rate of each optimizer."""
+
+    @abstractmethod
+    def state_dict(self) -> dict:
+        """Optimizer and scheduler states (the model's weights are saved separately)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class WholeNetworkStrategy(Strategy):
+    """One optimizer for all parameters and one loss on the final output."""
+
+    def __init__(self, model: UnrolledNet, loss_fn: LossFn, optim: OptimizerConfig, total: int,
+                 device: torch.device | str) -> None:
+        super().__init__(model, loss_fn, optim, total, device)
+        self.model.to(self.device)
+        self.updater = Updater(model.parameters(), optim, total)
+        self.memory = StepMemory(self.device, model.parameters())
+
+    @abstractmethod
+    def forward_train(self, problem: Problem) -> Tensor:
+        """The network's output with whatever graph this strategy builds for backward."""
+
+    def extra(self) -> dict[str, Tensor]:
+        return {}
+
+    def train_step(self, problem: Problem, target: Tensor) -> StepResult:
+        watch = Stopwatch(self.device)
+        with watch:
+            with self.memory.measure() as mem:
+                self.updater.zero_grad()
+                loss = self.loss_fn(self.forward_train(problem), target)
+                loss.backward()
+            self.updater.step()
+        return StepResult([loss.detach()], [watch], None if self.device.type == "cuda" else [mem["peak"]],
+                          mem["peak"], self.extra())
+
+    def lrs(self) -> list[float]:
+        return [self.updater.lr]
+
+    def state_dict(self) -> dict:
+        return {"updaters": [self.updater.state_dict()]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.updater.load_state_dict(state["updaters"][0])

@@ -1,0 +1,50 @@
+"""Step and module timings that never synchronize the host inside a step.
+
+On the CPU an interval is wall-clock time; on CUDA it is the time between two events recorded
+on a stream, read (with a synchronize) only when :meth:`Stopwatch.seconds` is called, once the
+step has been issued.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+class Stopwatch:
+    """Accumulates one or more intervals on ``device`` (and ``stream`` on CUDA).
+
+    ``with watch: ...`` adds an interval; :meth:`seconds` returns their total.
+    """
+
+    def __init__(self, device: torch.device, stream: "torch.cuda.Stream | None" = None) -> None:
+        self.cuda = torch.device(device).type == "cuda"
+        self.stream = stream
+        self._cpu = 0.0
+        self._t0 = 0.0
+        self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+
+    def __enter__(self) -> "Stopwatch":
+        if self.cuda:
+            start = torch.cuda.Event(enable_timing=True)
+            start.record(self.stream)
+            self._events.append((start, torch.cuda.Event(enable_timing=True)))
+        else:
+            self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.cuda:
+            self._events[-1][1].record(self.stream)
+        else:
+            self._cpu += time.perf_counter() - self._t0
+
+    def seconds(self) -> float:
+        if not self.cuda:
+            return self._cpu
+        total = 0.0
+        for start, end in self._events:
+            end.synchronize()
+            total += start.elapsed_time(end) / 1000.0
+        return total
