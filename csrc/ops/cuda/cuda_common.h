@@ -40,7 +40,7 @@ inline at::Tensor chunk_buffer(const SenseGeometry& g, int64_t nc, const at::Ten
 inline at::Tensor fft(const at::Tensor& buf, const std::vector<int64_t>& dims, bool forward) {
   if (dims.empty()) return buf;
   constexpr int64_t kOrtho = 1;  // at::native::fft_norm_mode::by_root_n
-  return at::_fft_c2c(buf, dims, kOrtho, forward);
+  return at::_fft_c2c(buf, dims, kOrtho, forward).contiguous();
 }
 
 template <typename F> void dispatch_real(at::ScalarType complex_type, F&& f) {
