@@ -1,0 +1,133 @@
+"""Unrolled networks: shapes for 2D/3D/cine, learnable step/lam used, weight sharing, module
+split, inverses, and rebuilding from a description."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gleam_core.models import (DenoiserConfig, InverseOptions, ModelConfig, Problem, UnrolledNet, from_channels,
+                               to_channels)
+from ops_cases import CASES, make, rel
+
+KINDS = {"2d_even_1dmask": "2d", "2d_odd_2dmask_M2": "2d", "3d_2dmask": "3d", "cine_kt": "cine"}
+
+
+def problem_for(case, dtype=torch.complex64, seed=0) -> tuple[Problem, torch.Tensor]:
+    """A SENSE problem with maps normalized so that ||A^H A|| <= 1, and a random target."""
+    x, maps, y, mask = make(case, dtype, seed=seed)
+    maps = maps / maps.abs().square().sum((1, 2), keepdim=True).sqrt()
+    return Problem.from_data(y, maps, mask, case.fft_ndim), x
+
+
+def tiny(type_: str = "pgd", **kw) -> ModelConfig:
+    den = kw.pop("denoiser", {})
+    return ModelConfig(type=type_, unrolls=kw.pop("unrolls", 2),
+                       denoiser=DenoiserConfig(features=4, blocks=1, layers=3, **den), **kw)
+
+
+def test_channels_round_trip():
+    x = torch.randn(2, 3, 5, 4, dtype=torch.complex64)
+    c = to_channels(x)
+    assert c.shape == (2, 6, 5, 4) and c.dtype == torch.float32
+    torch.testing.assert_close(c[:, 2], x[:, 1].real)
+    torch.testing.assert_close(c[:, 3], x[:, 1].imag)
+    torch.testing.assert_close(from_channels(c), x)
+    with pytest.raises(ValueError, match="even number of real channels"):
+        from_channels(torch.randn(1, 3, 4, 4))
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in KINDS], ids=lambda c: c.name)
+@pytest.mark.parametrize("type_", ["pgd", "modl"])
+def test_forward_shapes_and_dtypes(case, type_):
+    kind = KINDS[case.name]
+    problem, _ = problem_for(case)
+    net = UnrolledNet(tiny(type_, cg_iters=3), kind, map_sets=case.sets)
+    out = net(problem)
+    assert out.shape == problem.ahy.shape and out.dtype == torch.complex64
+    assert torch.isfinite(torch.view_as_real(out)).all()
+    p128, _ = problem_for(case, torch.complex128)
+    out128 = net.double()(p128)
+    assert out128.dtype == torch.complex128
+
+
+def test_cine_factorized_conv_and_conv_checks():
+    case = next(c for c in CASES if c.name == "cine_kt")
+    problem, _ = problem_for(case)
+    net = UnrolledNet(tiny("pgd", denoiser={"conv": "2+1d"}), "cine")
+    kernels = {tuple(m.kernel_size) for m in net.modules() if isinstance(m, torch.nn.Conv3d)}
+    assert kernels == {(1, 3, 3), (3, 1, 1)}
+    assert net(problem).shape == problem.ahy.shape
+    with pytest.raises(ValueError, match="needs 3 spatial axes"):
+        UnrolledNet(tiny("pgd", denoiser={"conv": "3d"}), "2d")
+    with pytest.raises(ValueError, match="cannot filter cine"):
+        UnrolledNet(tiny("pgd", denoiser={"conv": "2d"}), "cine")
+
+
+def test_learnable_step_and_lam_are_used():
+    problem, target = problem_for(CASES[0])
+    pgd = UnrolledNet(tiny("pgd"), "2d")
+    loss = (pgd(problem) - target).abs().mean()
+    loss.backward()
+    steps = [u.layers[0].step for u in pgd.unrolls]
+    assert all(isinstance(s, torch.nn.Parameter) and s.grad is not None and s.grad.abs() > 0 for s in steps)
+    modl = UnrolledNet(tiny("modl", learn_lam=True, lam=0.3), "2d")
+    (modl(problem) - target).abs().mean().backward()
+    dc = modl.unrolls[0].layers[1]
+    assert dc.log_lam.grad is not None and dc.log_lam.grad.abs() > 0
+    torch.testing.assert_close(dc.lam, torch.tensor(0.3))
+    fixed = UnrolledNet(tiny("modl", learn_lam=False), "2d")
+    assert "unrolls.0.layers.1.log_lam" in dict(fixed.named_buffers())
+
+
+def test_cg_iterations_configurable():
+    problem, _ = problem_for(CASES[0], torch.complex128)
+    outs = []
+    for iters in (1, 2, 30):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            outs.append(UnrolledNet(tiny("modl", cg_iters=iters, unrolls=1), "2d").double()(problem))
+    assert rel(outs[0], outs[2]) > 1e-3 and rel(outs[1], outs[2]) < rel(outs[0], outs[2])
+
+
+def test_weight_sharing_and_split():
+    per_unroll = UnrolledNet(tiny("pgd", unrolls=4), "2d")
+    shared = UnrolledNet(tiny("pgd", unrolls=4, share_weights=True), "2d")
+    grouped = UnrolledNet(tiny("pgd", unrolls=4, share_weights=True), "2d", share_groups=2)
+
+    def count(net):
+        return sum(p.numel() for p in net.parameters())
+    den = count(shared) - 4  # four steps, one denoiser
+    assert count(per_unroll) == 4 * den + 4 and count(grouped) == 2 * den + 4
+    chains = per_unroll.split(2)
+    assert [c.first for c in chains] == [0, 2] and all(len(c.unrolls) == 2 for c in chains)
+    assert sum(count(c) for c in chains) == count(per_unroll)
+    assert {id(p) for p in chains[0].parameters()}.isdisjoint(id(p) for p in chains[1].parameters())
+    problem, _ = problem_for(CASES[0])
+    with torch.no_grad():
+        torch.testing.assert_close(chains[1](problem, chains[0](problem)), per_unroll(problem))
+    assert len(grouped.split(2)) == 2
+    with pytest.raises(ValueError, match="share weights"):
+        shared.split(2)
+    with pytest.raises(ValueError, match="modules must divide"):
+        per_unroll.split(3)
+
+
+@pytest.mark.parametrize("type_", ["pgd", "modl"])
+def test_unroll_inverse_rebuilds_input(type_):
+    problem, _ = problem_for(CASES[0], torch.complex128)
+    net = UnrolledNet(tiny(type_, step=0.5, lam=0.5, cg_iters=60, denoiser={"out_scale": 0.05}), "2d").double()
+    x = problem.ahy + 0.1 * torch.randn_like(problem.ahy)
+    unroll = net.unrolls[0]
+    with torch.no_grad():
+        y = unroll(x, problem)
+    rebuilt = unroll.inverse(y, problem, InverseOptions(iters=200, tol=1e-13))
+    assert rel(rebuilt, x) < 1e-8
+
+
+def test_description_round_trip():
+    net = UnrolledNet(tiny("modl", unrolls=2, share_weights=True), "cine", map_sets=2, share_groups=2)
+    again = UnrolledNet.from_description(net.description())
+    again.load_state_dict(net.state_dict())
+    assert again.description() == net.description()
+    assert again.kind == "cine" and again.map_sets == 2
