@@ -2,6 +2,6 @@
 
 namespace gleam::python {
 
-void bind_all(pybind11::module_& /*m*/) {}
+void bind_all(pybind11::module_& m) { bind_masks(m); }
 
 }  // namespace gleam::python

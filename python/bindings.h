@@ -7,5 +7,6 @@
 namespace gleam::python {
 
 void bind_all(pybind11::module_& m);
+void bind_masks(pybind11::module_& m);
 
 }  // namespace gleam::python
