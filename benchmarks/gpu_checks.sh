@@ -9,6 +9,7 @@ OUT_DIR="${1:-${OUT:-gpu-out}}"
 mkdir -p "$OUT_DIR"
 export PYTHONUNBUFFERED=1 GLEAM_CACHE_DIR="${GLEAM_CACHE_DIR:-/tmp/gleam-cache}" MAX_JOBS="${MAX_JOBS:-16}"
 PY="${PYTHON:-python3}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 status=0
 step() { echo; echo "=== $* ==="; }
 

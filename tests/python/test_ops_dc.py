@@ -24,7 +24,7 @@ def test_gradient_step_matches_reference(case, dtype, devices):
         assert rel(op.gradient_step(x, step, y=y), ref) < tol(dtype)
         assert rel(ops.dc_gradient_step(x, None, maps, mask, step, fft_ndim=case.fft_ndim, ahy=ahy), ref) < tol(dtype)
         scalar = op.gradient_step(x, 0.7, ahy=ahy)
-        assert rel(scalar, reference.dc_gradient_step(x, ahy, maps, m, torch.tensor(0.7, dtype=real),
+        assert rel(scalar, reference.dc_gradient_step(x, ahy, maps, m, torch.tensor(0.7, dtype=real, device=device),
                                                       list(range(-case.fft_ndim, 0)))) < tol(dtype)
 
 
