@@ -41,6 +41,10 @@ class Problem:
     def device(self) -> torch.device:
         return self.ahy.device
 
+    def constants(self) -> list[Tensor]:
+        """The operator's fixed tensors (maps, mask): data of the batch, not activations."""
+        return [self.op.maps, self.op.mask]
+
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "Problem":
         """The same problem on another device and/or complex dtype (copies are non-blocking)."""
         device = torch.device(device)

@@ -2,7 +2,9 @@
 
 CPU: :class:`SavedTensorMeter` counts the bytes autograd holds for backward (saved tensors),
 through ``torch.autograd.graph.saved_tensors_hooks``, deduplicated by storage
-(``untyped_storage().data_ptr()``), parameters excluded. It tracks liveness, not only the
+(``untyped_storage().data_ptr()``). Parameters are excluded, and so are the batch's constants
+(sensitivity maps, mask, target): they are the same for every strategy and not activations,
+and counting them once per GLEAM module would hide how activations scale. It tracks liveness, not only the
 forward's saved set: each saved tensor is released (by a weakref finalizer) when autograd
 drops it, so the peak covers the forward and the backward, including what gradient
 checkpointing recomputes and keeps during backward (:func:`count_inner_saves`) and what the
@@ -168,17 +170,19 @@ class StepMemory:
         self.kind = "cuda_max_allocated" if self.device.type == "cuda" else "saved_tensors"
         self._params = list(params)
 
-    def meter(self, parent: SavedTensorMeter | None = None) -> SavedTensorMeter:
-        return SavedTensorMeter(self._params, parent)
+    def meter(self, parent: SavedTensorMeter | None = None, constants: Iterable[Tensor] = ()) -> SavedTensorMeter:
+        """A meter excluding the parameters and ``constants`` (the batch's maps, mask, target)."""
+        return SavedTensorMeter([*self._params, *constants], parent)
 
     @contextlib.contextmanager
-    def measure(self) -> Iterator[dict]:
-        """``with probe.measure() as m: ...``; afterwards ``m["peak"]`` holds the step's peak bytes."""
+    def measure(self, constants: Iterable[Tensor] = ()) -> Iterator[dict]:
+        """``with probe.measure(constants) as m: ...``; afterwards ``m["peak"]`` holds the step's
+        peak bytes."""
         if self.device.type == "cuda":
             with cuda_peaks([self.device]) as result:
                 yield result
             return
         result = {"peak": 0}
-        with self.meter() as meter:
+        with self.meter(constants=constants) as meter:
             yield result
         result["peak"] = meter.peak

@@ -23,7 +23,7 @@ def problem_for(case, dtype=torch.complex64, seed=0) -> tuple[Problem, torch.Ten
 def tiny(type_: str = "pgd", **kw) -> ModelConfig:
     den = kw.pop("denoiser", {})
     return ModelConfig(type=type_, unrolls=kw.pop("unrolls", 2),
-                       denoiser=DenoiserConfig(features=4, blocks=1, layers=3, **den), **kw)
+                       denoiser=DenoiserConfig(**{"features": 4, "blocks": 1, "layers": 3, **den}), **kw)
 
 
 def test_channels_round_trip():

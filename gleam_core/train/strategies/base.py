@@ -115,7 +115,7 @@ class WholeNetworkStrategy(Strategy):
     def train_step(self, problem: Problem, target: Tensor) -> StepResult:
         watch = Stopwatch(self.device)
         with watch:
-            with self.memory.measure() as mem:
+            with self.memory.measure(problem.constants() + [target]) as mem:
                 self.updater.zero_grad()
                 loss = self.loss_fn(self.forward_train(problem), target)
                 loss.backward()

@@ -47,10 +47,11 @@ class GleamUnit:
     def device(self) -> torch.device:
         return self.lane.device
 
-    def begin(self, parent: SavedTensorMeter | None = None) -> None:
-        """Starts this step's timing and (CPU) memory count, feeding ``parent`` too."""
+    def begin(self, parent: SavedTensorMeter | None = None, constants: list[Tensor] = ()) -> None:
+        """Starts this step's timing and (CPU) memory count (not counting ``constants``, the
+        batch's maps, mask and target), feeding ``parent`` too."""
         self.watch = Stopwatch(self.device, self.lane.stream)
-        self.meter = self.memory.meter(parent) if self.device.type == "cpu" else None
+        self.meter = self.memory.meter(parent, constants) if self.device.type == "cpu" else None
 
     def _measured(self) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
@@ -127,7 +128,7 @@ class Gleam(Strategy):
                 lane.follow_default()
             x, ready, pending = problems[self.units[0].device].ahy, None, None
             for unit in self.units:
-                unit.begin(step_meter)
+                unit.begin(step_meter, problems[unit.device].constants() + [targets[unit.device]])
                 with unit.lane.context():
                     unit.lane.wait(ready)
                     x_in = x.to(unit.device, non_blocking=True)

@@ -1,0 +1,65 @@
+"""Gradient agreement between strategies (float64): checkpoint equals e2e to 1e-6 (relative);
+invertible equals e2e within 1e-5 on a contractive configuration (maps normalized so that
+||A^H A|| <= 1, step 0.5, lam 0.5 with converged CG, denoiser residual scaled by 0.05)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gleam_core.models import InverseOptions, UnrolledNet
+from gleam_core.train.losses import complex_l1
+from gleam_core.train.optim import OptimizerConfig
+from gleam_core.train.strategies import STRATEGIES
+from ops_cases import CASES
+from test_models_unrolled import problem_for, tiny
+
+CONTRACTIVE = dict(step=0.5, lam=0.5, learn_lam=True, cg_iters=60, denoiser={"out_scale": 0.05})
+
+
+def gradients(name: str, type_: str, case, unrolls: int = 4, **options):
+    torch.manual_seed(7)
+    net = UnrolledNet(tiny(type_, unrolls=unrolls, **CONTRACTIVE), "2d" if case.fft_ndim == 2 else "3d").double()
+    problem, target = problem_for(case, torch.complex128, seed=3)
+    strategy = STRATEGIES[name](net, complex_l1, OptimizerConfig(), 1, "cpu", **options)
+    loss = complex_l1(strategy.forward_train(problem), target)
+    loss.backward()
+    return torch.cat([p.grad.flatten() for p in net.parameters()]), strategy
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("type_", ["pgd", "modl"])
+@pytest.mark.parametrize("segment", [1, 2])
+def test_checkpoint_matches_e2e(type_, segment):
+    ref, _ = gradients("e2e", type_, CASES[0])
+    got, _ = gradients("checkpoint", type_, CASES[0], segment=segment)
+    assert ref.abs().max() > 0
+    assert rel(got, ref) < 1e-6
+
+
+@pytest.mark.parametrize("type_", ["pgd", "modl"])
+@pytest.mark.parametrize("case", [CASES[0], CASES[3]], ids=lambda c: c.name)
+def test_invertible_matches_e2e_when_contractive(type_, case):
+    ref, _ = gradients("e2e", type_, case)
+    got, strategy = gradients("invertible", type_, case, options=InverseOptions(iters=200, tol=1e-12))
+    errors = strategy.extra()
+    assert 0 <= float(errors["inversion_error"]) < 1e-8
+    assert float(errors["unroll_mismatch"]) < 1e-8
+    assert rel(got, ref) < 1e-5
+
+
+def test_invertible_reports_a_failing_inverse():
+    """Too few fixed-point iterations: the reported inversion error must show it."""
+    ref, _ = gradients("e2e", "pgd", CASES[0])
+    got, strategy = gradients("invertible", "pgd", CASES[0], options=InverseOptions(iters=1, tol=0.0))
+    err = float(strategy.extra()["inversion_error"])
+    assert err > 1e-3
+    assert rel(got, ref) > 1e-6
+
+
+def test_checkpoint_segment_must_divide_unrolls():
+    with pytest.raises(ValueError, match="checkpoint.segment"):
+        gradients("checkpoint", "pgd", CASES[0], unrolls=4, segment=3)
