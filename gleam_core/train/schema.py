@@ -15,6 +15,8 @@ import types
 import typing
 from typing import Any, Literal, Union
 
+import yaml
+
 
 class SpecError(ValueError):
     """A spec problem: ``key`` is the dotted path of the offending entry."""
@@ -146,8 +148,6 @@ def to_dict(obj: Any) -> Any:
 
 def set_path(data: dict, assignment: str) -> None:
     """Applies one ``key.path=value`` override (value parsed as YAML) to a raw spec dict."""
-    import yaml
-
     if "=" not in assignment:
         raise SpecError("", f"--set expects key.path=value, got {assignment!r}")
     path, raw = assignment.split("=", 1)

@@ -1,0 +1,104 @@
+"""Training checkpoints in ``<run>/checkpoints/iter_<NNNNNNNN>.pt``, written atomically, the
+last ``keep_last`` kept.
+
+A checkpoint holds everything a resumed run needs to continue exactly as if uninterrupted:
+the model's weights and description, the strategy's optimizer and scheduler states (one per
+GLEAM module), the data stream's position, the RNG states, and the resolved spec.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models import UnrolledNet
+from .atomic import atomic_torch_save
+
+FORMAT = "gleam-checkpoint/1"
+_NAME = re.compile(r"iter_(\d{8})\.pt$")
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """The run's checkpoints, oldest first."""
+    d = checkpoint_dir(run_dir)
+    found = [(int(m.group(1)), p) for p in d.glob("iter_*.pt") if (m := _NAME.search(p.name))] if d.is_dir() else []
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def save_checkpoint(run_dir: str | Path, iteration: int, payload: dict, keep_last: int) -> Path:
+    """Writes ``payload`` (plus format and iteration) atomically; deletes all but the newest ``keep_last``."""
+    path = checkpoint_dir(run_dir) / f"iter_{iteration:08d}.pt"
+    atomic_torch_save({"format": FORMAT, "iteration": iteration, **payload}, path)
+    for old in list_checkpoints(run_dir)[:-keep_last]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Reads a checkpoint (tensors only, no pickled code); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or foreign files
+        raise RuntimeError(f"checkpoint {str(path)!r} could not be read: {exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        got = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise RuntimeError(f"{str(path)!r} is not a GLEAM checkpoint (format {got!r}, expected {FORMAT!r})")
+    return state
+
+
+def resolve_checkpoint(run_or_file: str | Path) -> Path:
+    """A checkpoint file itself, or the latest checkpoint of a run directory."""
+    p = Path(run_or_file)
+    if p.is_dir():
+        latest = latest_checkpoint(p)
+        if latest is None:
+            raise FileNotFoundError(f"run directory {str(p)!r} has no checkpoints in {str(checkpoint_dir(p))!r}")
+        return latest
+    return p
+
+
+def load_model(run_or_file: str | Path, device: str | torch.device = "cpu") -> tuple[UnrolledNet, dict]:
+    """The trained network of a checkpoint (or a run's latest), in eval mode on ``device``."""
+    state = load_checkpoint(resolve_checkpoint(run_or_file))
+    model = UnrolledNet.from_description(state["model_description"])
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), state
+
+
+def rng_state() -> dict:
+    """torch (CPU and CUDA), numpy and Python RNG states, as tensors and plain data."""
+    np_state = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss_next],
+             "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                       "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

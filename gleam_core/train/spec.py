@@ -1,0 +1,175 @@
+"""The training spec: what ``gleam-train --spec spec.yaml`` reads, validated before any work.
+
+Sections: ``data`` (files or ``synthetic:``), ``masks``, ``model``, ``strategy`` and its options
+(``checkpoint``, ``invertible``, ``gleam``), ``loss``, ``optimizer``, ``schedule``, ``logging``,
+``output``. Every key has a default except the data sources. :func:`load_spec` applies
+``--set key.path=value`` overrides, validates types and values (:mod:`.schema`) and the rules
+that span keys, and raises :class:`SpecError` naming the key path, the value and what is allowed.
+docs/training.md is the reference of every key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from ..data.masks import mask_from_spec
+from ..models import ModelConfig
+from .optim import OptimizerConfig
+from .schema import SpecError, from_dict, set_path, to_dict
+
+STRATEGY_NAMES = ("e2e", "checkpoint", "invertible", "gleam")
+
+
+@dataclass
+class DataSource:
+    """Exactly one of ``path`` (a directory of HDF5 files, a file, or a glob) or ``synthetic``
+    (arguments of ``gleam_core.data.SyntheticDataset``: kind, n, seed, shape, coils, slices,
+    noise, mode; generated on the fly). ``options`` go to the file dataset (e.g. ``mode:
+    slices`` for 3D volumes, ``maps_dir``)."""
+
+    path: str | None = None
+    synthetic: dict | None = None
+    options: dict = field(default_factory=dict)
+    limit: int | None = field(default=None, metadata={"min": 1})   # use only the first N items
+
+
+@dataclass
+class DataConfig:
+    kind: Literal["2d", "3d", "cine"] = "2d"
+    train: DataSource = field(default_factory=DataSource)
+    val: DataSource = field(default_factory=DataSource)
+    batch_size: int = field(default=1, metadata={"min": 1})
+    val_batch_size: int = field(default=1, metadata={"min": 1})
+    num_workers: int = field(default=0, metadata={"min": 0})
+    shuffle: bool = True
+
+
+@dataclass
+class CheckpointOptions:
+    segment: int = field(default=1, metadata={"min": 1})    # unrolls per checkpointed segment
+
+
+@dataclass
+class InvertibleOptions:
+    iters: int = field(default=30, metadata={"min": 1})     # fixed-point iterations per inverse
+    tol: float = field(default=1e-6, metadata={"min": 0.0})  # early stop (CPU only)
+
+
+@dataclass
+class GleamOptions:
+    modules: int = field(default=4, metadata={"min": 1})
+    devices: list[str] | None = None                         # lanes; module m on devices[m % P]
+    overlap: bool | Literal["auto"] = "auto"
+
+
+@dataclass
+class ScheduleConfig:
+    """Training length: exactly one of ``iterations`` or ``epochs``; intervals in iterations."""
+
+    iterations: int | None = field(default=None, metadata={"min": 1})
+    epochs: int | None = field(default=None, metadata={"min": 1})
+    val_every: int = field(default=100, metadata={"min": 1})
+    val_batches: int | None = field(default=None, metadata={"min": 1})   # None: whole val set
+    checkpoint_every: int = field(default=100, metadata={"min": 1})
+    keep_last: int = field(default=3, metadata={"min": 1})
+
+
+@dataclass
+class LoggingConfig:
+    every: int = field(default=10, metadata={"min": 1})      # iterations between metric lines
+    format: Literal["jsonl", "csv"] = "jsonl"
+    tensorboard: bool = True
+    images: bool = True                                      # PNG at each validation
+    progress: bool = True                                    # progress bar
+
+
+@dataclass
+class Spec:
+    output: str = "runs/run"
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = field(default=None, metadata={"min": 1})   # torch intra-op threads
+    strategy: Literal["e2e", "checkpoint", "invertible", "gleam"] = "e2e"
+    loss: Literal["l1", "l2", "ssim"] = "l1"
+    data: DataConfig = field(default_factory=DataConfig)
+    masks: dict = field(default_factory=lambda: {"type": "random", "center_fractions": [0.08], "accelerations": [4]})
+    model: ModelConfig = field(default_factory=ModelConfig)
+    checkpoint: CheckpointOptions = field(default_factory=CheckpointOptions)
+    invertible: InvertibleOptions = field(default_factory=InvertibleOptions)
+    gleam: GleamOptions = field(default_factory=GleamOptions)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+def _check_source(src: DataSource, key: str) -> None:
+    """Checks the source and makes its path absolute (relative paths are relative to the working
+    directory), so the resolved spec saved in the run directory works from anywhere."""
+    if (src.path is None) == (src.synthetic is None):
+        raise SpecError(key, f"give exactly one of 'path' (HDF5 files) or 'synthetic' (generated data); got "
+                             f"path={src.path!r}, synthetic={src.synthetic!r}")
+    if src.path is not None:
+        p = Path(src.path).expanduser().absolute()
+        if not p.exists() and not any(p.parent.glob(p.name)):
+            raise SpecError(f"{key}.path", f"{src.path!r} does not exist (resolved to {str(p)!r}); expected a "
+                                           "directory of HDF5 files, an HDF5 file or a glob")
+        src.path = str(p)
+
+
+def check_spec(spec: Spec) -> None:
+    """Rules that span keys (and data paths made absolute)."""
+    _check_source(spec.data.train, "data.train")
+    _check_source(spec.data.val, "data.val")
+    s = spec.schedule
+    if (s.iterations is None) == (s.epochs is None):
+        raise SpecError("schedule", f"give exactly one of 'iterations' or 'epochs', got iterations={s.iterations!r}, "
+                                    f"epochs={s.epochs!r}")
+    try:
+        spec.model.check(spec.data.kind)
+    except ValueError as exc:
+        raise SpecError("model", str(exc)) from exc
+    u = spec.model.unrolls
+    if spec.strategy == "gleam" and u % spec.gleam.modules:
+        raise SpecError("gleam.modules", f"got {spec.gleam.modules}, which does not divide model.unrolls={u} "
+                                         f"(allowed: a divisor of {u})")
+    if spec.strategy == "checkpoint" and u % spec.checkpoint.segment:
+        raise SpecError("checkpoint.segment", f"got {spec.checkpoint.segment}, which does not divide "
+                                              f"model.unrolls={u} (allowed: a divisor of {u})")
+    try:
+        mask_from_spec(spec.masks)
+    except ValueError as exc:
+        raise SpecError("masks", str(exc)) from exc
+
+
+def parse_spec(raw: dict, overrides: list[str] = ()) -> Spec:
+    """Validates a raw spec mapping after applying ``key.path=value`` overrides."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise SpecError("", f"the spec must be a mapping of sections, got {type(raw).__name__}")
+    raw = yaml.safe_load(yaml.safe_dump(raw))  # a deep copy the overrides may change
+    for assignment in overrides:
+        set_path(raw, assignment)
+    spec = from_dict(Spec, raw)
+    check_spec(spec)
+    return spec
+
+
+def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
+    """Reads and validates a YAML spec file (see :func:`parse_spec`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("", f"spec file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError("", f"{path} is not valid YAML: {exc}") from exc
+    return parse_spec(raw, overrides)
+
+
+def spec_to_yaml(spec: Spec) -> str:
+    """The fully resolved spec (every default filled in) as YAML."""
+    return yaml.safe_dump(to_dict(spec), sort_keys=False)

@@ -1,0 +1,235 @@
+"""The training loop behind ``gleam-train``: data, model, strategy, validation, logging and
+checkpoints, driven by a validated :class:`~gleam_core.train.spec.Spec`.
+
+A run directory holds ``spec.yaml`` (the resolved spec), ``checkpoints/``, the metric records
+(``metrics.jsonl`` or ``train.csv``/``val.csv``), ``tensorboard/`` and ``figures/`` (one PNG per
+validation). ``--resume`` continues from the latest checkpoint and ends with the same weights as
+an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from .. import metrics
+from ..data import collate
+from ..models import InverseOptions, Problem, UnrolledNet, fft_ndim_of
+from .atomic import atomic_write_text
+from .batches import BatchStream
+from .checkpoints import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .datasets import build_dataset, val_loader
+from .figures import comparison, save_png
+from .losses import get_loss
+from .records import MetricsLog
+from .schema import SpecError, to_dict
+from .spec import Spec, parse_spec, spec_to_yaml
+from .strategies import STRATEGIES, Strategy, parse_device
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the run stopped without writing a checkpoint."""
+
+
+def build_strategy(spec: Spec, model: UnrolledNet, total: int, device: torch.device) -> Strategy:
+    """The strategy named by ``spec.strategy`` with its options section."""
+    cls, loss = STRATEGIES[spec.strategy], get_loss(spec.loss)
+    options: dict = {}
+    if spec.strategy == "checkpoint":
+        options = {"segment": spec.checkpoint.segment}
+    elif spec.strategy == "invertible":
+        options = {"options": InverseOptions(spec.invertible.iters, spec.invertible.tol)}
+    elif spec.strategy == "gleam":
+        options = {"modules": spec.gleam.modules, "devices": spec.gleam.devices, "overlap": spec.gleam.overlap}
+    return cls(model, loss, spec.optimizer, total, device, **options)
+
+
+def batch_problem(batch: dict, kind: str, device: torch.device) -> tuple[Problem, Tensor]:
+    """The :class:`Problem` and target (B, M, *S) of a collated batch, on ``device``."""
+    def to(t: Tensor) -> Tensor:
+        return t.to(device, non_blocking=True)
+    return Problem.from_data(to(batch["kspace"]), to(batch["maps"]), to(batch["mask"]), fft_ndim_of(kind)), \
+        to(batch["target"])
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
+    return f"{n:.1f}GiB"
+
+
+class Trainer:
+    """Builds everything a spec describes; :meth:`run` trains and returns the final validation.
+
+    Args:
+        spec: a validated spec.
+        resume: continue from the latest checkpoint in ``spec.output`` (which must exist).
+        out: where the final summary and notices go (the progress bar writes to stderr).
+    """
+
+    def __init__(self, spec: Spec, resume: bool = False, out: TextIO = sys.stdout) -> None:
+        self.spec, self.out = spec, out
+        self.run_dir = Path(spec.output)
+        self.device = parse_device(spec.device, "device")
+        if spec.threads is not None:
+            torch.set_num_threads(spec.threads)
+        state = self._open_run_dir(resume)
+        torch.manual_seed(spec.seed)
+        kind = spec.data.kind
+        self.train_set = build_dataset(spec.data.train, kind, spec.masks, spec.seed, train=True,
+                                       key="data.train")
+        self.val_set = build_dataset(spec.data.val, kind, spec.masks, spec.seed, train=False, key="data.val")
+        self.stream = BatchStream(self.train_set, spec.data.batch_size, collate, spec.seed, spec.data.shuffle,
+                                  spec.data.num_workers, pin_memory=self.device.type == "cuda")
+        s = spec.schedule
+        self.total = s.iterations if s.iterations is not None else s.epochs * self.stream.batches_per_epoch
+        map_sets = int(self.train_set[0]["maps"].shape[1])
+        share_groups = spec.gleam.modules if spec.strategy == "gleam" else 1
+        self.model = UnrolledNet(spec.model, kind, map_sets, share_groups)
+        self.loss_fn = get_loss(spec.loss)
+        self.strategy = build_strategy(spec, self.model, self.total, self.device)
+        self.iteration = 0
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.strategy.load_state_dict(state["strategy_state"])
+            self.stream.load_state_dict(state["data_state"])
+            set_rng_state(state["rng"])
+            self.iteration = state["iteration"]
+        self.saved_iteration = self.iteration if state is not None else None
+        self.log = MetricsLog(self.run_dir, spec.logging, resume_from=self.iteration if state is not None else None)
+        self.last_val: dict | None = None
+
+    def _open_run_dir(self, resume: bool) -> dict | None:
+        """Creates or checks the run directory; returns the checkpoint to resume from."""
+        spec_file = self.run_dir / "spec.yaml"
+        latest = latest_checkpoint(self.run_dir)
+        if not resume:
+            if latest is not None:
+                raise RuntimeError(f"output directory {str(self.run_dir)!r} already holds a run (latest checkpoint "
+                                   f"{latest.name}); pass --resume to continue it or set output to a new directory")
+            atomic_write_text(spec_file, spec_to_yaml(self.spec))
+            return None
+        if latest is None:
+            raise RuntimeError(f"--resume: no checkpoint in {str(self.run_dir / 'checkpoints')!r} to resume from")
+        state = load_checkpoint(latest)
+        saved = parse_spec(state["spec"]) if "spec" in state else None
+        if saved is not None:
+            for section in ("model", "strategy", "data", "masks", "loss", "optimizer", "seed"):
+                if getattr(saved, section) != getattr(self.spec, section):
+                    raise SpecError(section, f"differs from the run being resumed ({latest}); a resumed run must "
+                                             "keep the data, model, strategy, loss, optimizer and seed")
+        atomic_write_text(spec_file, spec_to_yaml(self.spec))
+        print(f"resuming {self.run_dir} from {latest.name} (iteration {state['iteration']})", file=self.out)
+        return state
+
+    # ---- checkpoints -----------------------------------------------------------------------
+
+    def save(self) -> Path:
+        payload = {"model": self.model.state_dict(), "model_description": self.model.description(),
+                   "strategy": self.spec.strategy, "strategy_state": self.strategy.state_dict(),
+                   "data_state": self.stream.state_dict(), "rng": rng_state(), "spec": to_dict(self.spec),
+                   "last_val": self.last_val}
+        path = save_checkpoint(self.run_dir, self.iteration, payload, self.spec.schedule.keep_last)
+        self.saved_iteration = self.iteration
+        return path
+
+    # ---- validation ------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Validation loss and PSNR/SSIM/NRMSE of the reconstruction and of the zero-filled image."""
+        sums: dict[str, float] = {}
+        count, figure = 0, None
+        limit = self.spec.schedule.val_batches
+        for b, batch in enumerate(val_loader(self.val_set, self.spec.data, collate)):
+            if limit is not None and b >= limit:
+                break
+            problem, target = batch_problem(batch, self.spec.data.kind, self.device)
+            recon = self.strategy.reconstruct(problem)
+            n = target.shape[0]
+            values = {"loss": self.loss_fn(recon, target) * n}
+            for name, img in (("", recon), ("_zf", problem.ahy)):
+                values[f"psnr{name}"] = metrics.psnr(img, target).sum()
+                values[f"ssim{name}"] = metrics.ssim(img, target).sum()
+                values[f"nrmse{name}"] = metrics.nrmse(img, target).sum()
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            count += n
+            if figure is None:
+                figure = comparison(problem.ahy[0], recon[0], target[0])
+        result = {k: v / count for k, v in sums.items()}
+        self.log.write("val", self.iteration, result)
+        if figure is not None and self.spec.logging.images:
+            save_png(figure, self.run_dir / "figures" / f"val_{self.iteration:08d}.png")
+            self.log.image("val/comparison", figure, self.iteration)
+        self.last_val = result
+        return result
+
+    # ---- training --------------------------------------------------------------------------
+
+    def _check_finite(self, losses: list[float]) -> None:
+        bad = [(m, v) for m, v in enumerate(losses) if not math.isfinite(v)]
+        if bad:
+            m, v = bad[0]
+            where = f"module {m}" if len(losses) > 1 else "the network"
+            last = (f"the last good checkpoint is iteration {self.saved_iteration} in "
+                    f"{self.run_dir / 'checkpoints'} (untouched)" if self.saved_iteration is not None
+                    else "no checkpoint was written yet")
+            raise TrainingDiverged(f"iteration {self.iteration + 1}: the loss of {where} is {v}; training stopped "
+                                   f"and {last}. Lower optimizer.lr or set optimizer.grad_clip, then --resume or "
+                                   "start again.")
+
+    def run(self) -> dict:
+        """Trains to the end of the schedule; returns the final validation metrics."""
+        spec, s = self.spec, self.spec.schedule
+        bar = tqdm(total=self.total, initial=self.iteration, disable=not spec.logging.progress, unit="it",
+                   dynamic_ncols=True, desc=f"{spec.strategy}")
+        in_step = False
+        try:
+            while self.iteration < self.total:
+                t0 = time.perf_counter()
+                in_step = True  # from here until the count advances, state and position disagree
+                problem, target = batch_problem(next(self.stream), spec.data.kind, self.device)
+                stats = self.strategy.train_step(problem, target).resolve()
+                self._check_finite(stats["loss"])
+                self.iteration += 1
+                in_step = False
+                stats["step_time_s"] = time.perf_counter() - t0
+                bar.update(1)
+                bar.set_postfix_str(" ".join(f"l{m}={v:.4g}" for m, v in enumerate(stats["loss"]))
+                                    + f" mem={_fmt_bytes(stats['peak_bytes'])}", refresh=False)
+                if self.iteration % spec.logging.every == 0 or self.iteration == self.total:
+                    self.log.write("train", self.iteration, {**stats, "lr": self.strategy.lrs(),
+                                                             "epoch": self.stream.epoch})
+                if self.iteration % s.val_every == 0 or self.iteration == self.total:
+                    val = self.validate()
+                    bar.write(f"[{self.iteration}] val loss {val['loss']:.4g}  PSNR {val['psnr']:.2f} dB "
+                              f"(zero-filled {val['psnr_zf']:.2f})  SSIM {val['ssim']:.4f} "
+                              f"(zero-filled {val['ssim_zf']:.4f})")
+                if self.iteration % s.checkpoint_every == 0 or self.iteration == self.total:
+                    self.save()
+        except KeyboardInterrupt:
+            if not in_step and self.iteration != self.saved_iteration:
+                path = self.save()
+                print(f"\ninterrupted: saved {path}; continue with --resume", file=self.out)
+            else:
+                print(f"\ninterrupted; continue from the last checkpoint (iteration {self.saved_iteration}) "
+                      "with --resume", file=self.out)
+            raise
+        finally:
+            bar.close()
+            self.log.close()
+        val = self.last_val if self.last_val is not None else self.validate()
+        print(f"final validation ({self.strategy.name}, {self.total} iterations): PSNR {val['psnr']:.2f} dB vs "
+              f"zero-filled {val['psnr_zf']:.2f} dB ({val['psnr'] - val['psnr_zf']:+.2f} dB); SSIM {val['ssim']:.4f} "
+              f"vs {val['ssim_zf']:.4f}; NRMSE {val['nrmse']:.4f} vs {val['nrmse_zf']:.4f}", file=self.out)
+        return val
