@@ -1,0 +1,168 @@
+"""``gleam-data``: synthetic data, ESPIRiT map sidecars, ISMRMRD conversion, summaries, splits.
+
+    gleam-data synth   --kind knee2d|brain2d|knee3d|cine --n N --out DIR [--seed S]
+    gleam-data maps    --in DIR [--out DIR] [--calib 24 --kernel 6 --thresh 0.02 --crop 0.95 --sets 1]
+    gleam-data convert --in FILE [FILE ...] --out DIR [ESPIRiT options]
+    gleam-data summary --in SOURCE [--format auto|fastmri|vol3d|cine] [--mode volume|slices]
+    gleam-data inspect FILE
+    gleam-data split   --in SOURCE --val 0.2 --out DIR [--seed S]
+
+Errors in the input print one line naming the file and problem and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import h5py
+
+
+def _espirit_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ESPIRiT (defaults as sigpy's EspiritCalib)")
+    g.add_argument("--calib", type=int, default=24, help="calibration region width (default 24)")
+    g.add_argument("--kernel", type=int, default=6, help="kernel width (default 6)")
+    g.add_argument("--thresh", type=float, default=0.02, help="singular-value threshold (default 0.02)")
+    g.add_argument("--crop", type=float, default=0.95, help="eigenvalue crop (default 0.95)")
+    g.add_argument("--sets", type=int, default=1, help="map sets M, 1 or 2 (default 1)")
+    g.add_argument("--device", default="cpu", help="torch device for ESPIRiT (cpu, cuda, cuda:1, ...)")
+
+
+def _espirit_kwargs(a: argparse.Namespace) -> dict:
+    return {"calib_width": a.calib, "kernel_width": a.kernel, "thresh": a.thresh, "crop": a.crop, "sets": a.sets}
+
+
+def _synth(a: argparse.Namespace) -> int:
+    from ..data.synthetic import SynthConfig, write_synthetic
+
+    cfg = SynthConfig(a.kind, tuple(a.shape) if a.shape else None, a.coils, a.slices, a.noise)
+    paths = write_synthetic(a.out, cfg, a.n, a.seed, progress=not a.quiet)
+    print(f"wrote {len(paths)} {cfg.kind} files ({cfg.size}, {cfg.coils} coils) to {a.out}")
+    return 0
+
+
+def _maps(a: argparse.Namespace) -> int:
+    from ..data.sidecar import compute_maps
+
+    report = compute_maps(a.input, a.out, overwrite=a.overwrite, device=a.device, batch=a.batch,
+                          progress=not a.quiet, **_espirit_kwargs(a))
+    print(f"maps: {len(report.computed)} computed, {len(report.kept)} already done, {len(report.failed)} failed")
+    for path, why in report.failed:
+        print(f"  failed {path}: {why}", file=sys.stderr)
+    return 1 if report.failed and not (report.computed or report.kept) else 0
+
+
+def _convert(a: argparse.Namespace) -> int:
+    from ..data.ismrmrd_convert import convert_ismrmrd
+
+    for src in a.input:
+        out = Path(a.out) / (Path(src).stem + ".h5")
+        convert_ismrmrd(src, out, device=a.device, progress=not a.quiet, **_espirit_kwargs(a))
+        print(f"converted {src} -> {out}")
+    return 0
+
+
+def _summary(a: argparse.Namespace) -> int:
+    from ..data.open import open_dataset
+
+    kwargs = {"mode": a.mode} if a.mode else {}
+    if a.maps_dir:
+        kwargs["maps_dir"] = a.maps_dir
+    ds = open_dataset(a.input, format=a.format, on_error="skip", verbose=False, **kwargs)
+    print(ds.summary())
+    return 0
+
+
+def _inspect(a: argparse.Namespace) -> int:
+    from ..data.formats import file_format, open_h5
+
+    with open_h5(a.file) as f:
+        print(f"{a.file}: layout {file_format(f)}")
+        for key, value in sorted(f.attrs.items()):
+            print(f"  attr {key} = {value!r}")
+
+        def show(name: str, obj) -> None:
+            if isinstance(obj, h5py.Dataset):
+                print(f"  {name}: shape {obj.shape}, dtype {obj.dtype}, chunks {obj.chunks}")
+
+        f.visititems(show)
+    return 0
+
+
+def _split(a: argparse.Namespace) -> int:
+    from ..data.splits import resolve_files, split_files, write_file_list
+
+    files, _, _ = resolve_files(a.input)
+    train, val = split_files(files, a.val, a.seed)
+    out = Path(a.out)
+    write_file_list(out / "train.txt", train)
+    write_file_list(out / "val.txt", val)
+    print(f"split {len(files)} files: {len(train)} train ({out / 'train.txt'}), {len(val)} val ({out / 'val.txt'})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gleam-data", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write synthetic multi-coil data")
+    p.add_argument("--kind", required=True, choices=["knee2d", "brain2d", "knee3d", "cine"])
+    p.add_argument("--n", type=int, required=True, help="number of files (volumes / cine series)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shape", type=int, nargs="+", help="item shape: H W (2D), D H W (knee3d), T H W (cine)")
+    p.add_argument("--coils", type=int, default=8)
+    p.add_argument("--slices", type=int, default=8, help="slices per 2D volume")
+    p.add_argument("--noise", type=float, default=0.02, help="k-space noise std relative to the mean object magnitude")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=_synth)
+
+    p = sub.add_parser("maps", help="ESPIRiT map sidecars for fastMRI files (resumable)")
+    p.add_argument("--in", dest="input", required=True, help="directory, file list or file")
+    p.add_argument("--out", default=None, help="sidecar directory (default: next to each input)")
+    p.add_argument("--batch", type=int, default=4, help="slices per ESPIRiT batch")
+    p.add_argument("--overwrite", action="store_true", help="recompute sidecars that exist")
+    p.add_argument("--quiet", action="store_true")
+    _espirit_args(p)
+    p.set_defaults(run=_maps)
+
+    p = sub.add_parser("convert", help="ISMRMRD raw data (mridata.org) to the vol3d format with ESPIRiT maps")
+    p.add_argument("--in", dest="input", required=True, nargs="+", help="ISMRMRD .h5 files")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--quiet", action="store_true")
+    _espirit_args(p)
+    p.set_defaults(run=_convert)
+
+    p = sub.add_parser("summary", help="files, items, shapes and coils of a data source")
+    p.add_argument("--in", dest="input", required=True)
+    p.add_argument("--format", default="auto", choices=["auto", "fastmri", "vol3d", "cine"])
+    p.add_argument("--mode", choices=["volume", "slices"], help="vol3d items: volumes or ky-kz slices")
+    p.add_argument("--maps-dir", help="fastMRI: folder of the maps sidecars")
+    p.set_defaults(run=_summary)
+
+    p = sub.add_parser("inspect", help="layout, attributes and datasets of one file")
+    p.add_argument("file")
+    p.set_defaults(run=_inspect)
+
+    p = sub.add_parser("split", help="deterministic train/val file lists")
+    p.add_argument("--in", dest="input", required=True)
+    p.add_argument("--val", type=float, required=True, help="validation fraction in [0, 1]")
+    p.add_argument("--out", required=True, help="directory for train.txt and val.txt")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_split)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"gleam-data {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

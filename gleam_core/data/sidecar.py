@@ -1,0 +1,126 @@
+"""Sensitivity-map sidecars for fastMRI files (``gleam-data maps``).
+
+For each fastMRI file ``<stem>.h5`` a sidecar ``<stem>.maps.h5`` (in ``out_dir``, default
+next to the input) holds ``maps`` (slices, C, M, H, W) complex64 computed by ESPIRiT, with
+attrs ``gleam_format = "maps"``, ``source`` (the input's name), ``source_shape`` and the
+ESPIRiT parameters. Inputs are only ever opened read-only; a sidecar is written to a
+temporary file and renamed into place when complete, so an interrupted run leaves no partial
+sidecar and a rerun resumes with the files not done yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .espirit import espirit_maps
+from .formats import (FASTMRI, FORMAT_ATTR, MAPS, DataFormatError, atomic_h5, dataset, file_format, open_h5,
+                      sidecar_path, str_attr)
+from .splits import Source, resolve_files
+
+
+@dataclass
+class MapsReport:
+    """What a maps run did: files computed, kept (already done), and failed (with reasons)."""
+
+    computed: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _center_width(mask: np.ndarray) -> int:
+    """Contiguous sampled columns around the center of a 1D mask (the usable calibration width)."""
+    w = mask.shape[0]
+    c = w // 2
+    if not mask[c]:
+        return 0
+    lo, hi = c, c
+    while lo > 0 and mask[lo - 1]:
+        lo -= 1
+    while hi < w - 1 and mask[hi + 1]:
+        hi += 1
+    return hi - lo + 1
+
+
+def sidecar_is_current(path: Path, side: Path) -> bool:
+    """True when ``side`` is a complete maps sidecar matching the shape of ``path``."""
+    try:
+        with open_h5(path) as f, open_h5(side) as s:
+            shape = tuple(f["kspace"].shape)
+            return (file_format(s) == MAPS and str_attr(s, "source") == path.name
+                    and tuple(s.attrs.get("source_shape", ())) == shape and "maps" in s
+                    and tuple(s["maps"].shape[:2]) == shape[:2] and tuple(s["maps"].shape[3:]) == shape[2:])
+    except (DataFormatError, KeyError):
+        return False
+
+
+def compute_sidecar(path: Path, side: Path, *, espirit: dict[str, Any], device: str = "cpu", batch: int = 4,
+                    on_slices: Callable[[int], None] | None = None) -> None:
+    """Computes the maps of one fastMRI file slice batch by slice batch and writes ``side``."""
+    with open_h5(path) as f:
+        if file_format(f) != FASTMRI:
+            raise DataFormatError(f"{path}: layout {file_format(f)!r}; maps sidecars are for fastMRI files")
+        k = dataset(f, "kspace", (4,))
+        params = dict(espirit)
+        if "mask" in f:  # undersampled test file: calibrate on its fully sampled center only
+            width = _center_width(np.asarray(f["mask"][()]) > 0)
+            params["calib_width"] = min(params.get("calib_width", 24), width)
+            if params["calib_width"] < params.get("kernel_width", 6):
+                raise DataFormatError(f"{path}: the mask samples only {width} contiguous center columns, fewer than "
+                                      f"the ESPIRiT kernel width {params.get('kernel_width', 6)}")
+        nslices, coils, h, w = k.shape
+        sets = params.get("sets", 1)
+        with atomic_h5(side) as s:
+            s.attrs[FORMAT_ATTR] = MAPS
+            s.attrs["source"] = path.name
+            s.attrs["source_shape"] = np.asarray(k.shape, dtype=np.int64)
+            for key, value in params.items():
+                s.attrs[f"espirit_{key}"] = value
+            out = s.create_dataset("maps", shape=(nslices, coils, sets, h, w), dtype=np.complex64,
+                                   chunks=(1, coils, sets, h, w))
+            for start in range(0, nslices, batch):
+                stop = min(start + batch, nslices)
+                ks = torch.from_numpy(np.asarray(k[start:stop])).to(device=device, dtype=torch.complex64)
+                out[start:stop] = espirit_maps(ks, **params).cpu().numpy()
+                if on_slices is not None:
+                    on_slices(stop - start)
+
+
+def compute_maps(source: Source, out_dir: str | Path | None = None, *, overwrite: bool = False, device: str = "cpu",
+                 batch: int = 4, progress: bool = True, **espirit: Any) -> MapsReport:
+    """Computes missing sidecars for every fastMRI file of ``source``; see the module docstring.
+
+    ``espirit`` keywords go to :func:`~gleam_core.data.espirit.espirit_maps` (calib_width,
+    kernel_width, thresh, crop, sets). Files that fail are reported, not fatal.
+    """
+    from tqdm import tqdm
+
+    files, skipped, _ = resolve_files(source)
+    report = MapsReport(failed=list(skipped))
+    todo = []
+    for path in files:
+        side = sidecar_path(path, out_dir)
+        if not overwrite and side.is_file() and sidecar_is_current(path, side):
+            report.kept.append(path)
+            continue
+        try:
+            with open_h5(path) as f:
+                if file_format(f) != FASTMRI:
+                    raise DataFormatError(f"layout {file_format(f)!r} is not fastMRI")
+                todo.append((path, side, dataset(f, "kspace", (4,)).shape[0]))
+        except DataFormatError as exc:
+            report.failed.append((path, str(exc)))
+    with tqdm(total=sum(n for _, _, n in todo), desc="ESPIRiT maps", unit="slice", disable=not progress) as bar:
+        for path, side, _ in todo:
+            bar.set_postfix_str(path.name)
+            try:
+                compute_sidecar(path, side, espirit=espirit, device=device, batch=batch, on_slices=bar.update)
+                report.computed.append(path)
+            except (DataFormatError, ValueError, RuntimeError) as exc:
+                report.failed.append((path, str(exc)))
+    return report
