@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <complex>
+#include <string>
 
 #include "kernels/geometry.h"
 
@@ -23,6 +24,12 @@ void check_batch_param(const char* op, const char* name, const at::Tensor& p, co
 
 // A second image argument (ahy, x0) that must match x exactly.
 void check_same_as(const char* op, const char* name, const at::Tensor& t, const char* ref_name, const at::Tensor& ref);
+
+// Message pieces built without iostream number formatting: on some machines the
+// extension's libstdc++ and torch's disagree on locale facets, and streaming an integer
+// from inside the extension crashes (seen with torch 2.11 wheels and GCC 13).
+std::string num(int64_t v);
+std::string shape(at::IntArrayRef s);
 
 template <typename T> std::complex<T>* cptr(const at::Tensor& t) {
   return reinterpret_cast<std::complex<T>*>(t.data_ptr());

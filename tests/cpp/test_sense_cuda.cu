@@ -7,7 +7,9 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/sense.h"
 #include "kernels/cuda/cg_cuda.cuh"
+#include "kernels/cuda/normal_rows.cuh"
 #include "kernels/cuda/sense_cuda.cuh"
 #include "sense_test_util.h"
 
@@ -211,5 +213,38 @@ TYPED_TEST(SenseCuda, ConjugateGradientKernelsSolveDiagonalSystem) {
     EXPECT_LE(double(hr[size_t(bi)]), 1e-6);
     EXPECT_GT(hi[size_t(bi)], 0);
     EXPECT_LT(hi[size_t(bi)], 100);
+  }
+}
+
+// The fused row kernel against the CPU kernels (themselves checked against naive sums).
+TYPED_TEST(SenseCuda, FusedRowNormalAndDcStepMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  using T = TypeParam;
+  const std::vector<SenseGeometry> geoms = {
+      make_geometry(2, 5, 1, {1, 7, 368}, {false, false, true}, {1, 1, 368}),
+      make_geometry(1, 3, 2, {1, 4, 23}, {false, false, true}, {1, 1, 23}),
+      make_geometry(2, 4, 1, {3, 5, 160}, {false, false, true}, {3, 1, 160}, true, true),  // cine
+      make_geometry(1, 2, 1, {1, 3, 1}, {false, false, true}, {1, 1, 1}),
+  };
+  for (size_t k = 0; k < geoms.size(); ++k) {
+    const auto& g = geoms[k];
+    ASSERT_TRUE(cuda::normal_rows_supported(g)) << "case " << k;
+    auto p = random_problem<T>(g, 70 + unsigned(k));
+    std::vector<std::complex<T>> ahy(p.x.size()), want(p.x.size()), want_dc(p.x.size());
+    for (size_t i = 0; i < ahy.size(); ++i) ahy[i] = p.y[i % p.y.size()];
+    std::vector<T> step(size_t(g.batch));
+    for (size_t b = 0; b < step.size(); ++b) step[b] = T(0.25) + T(b);
+    cpu::sense_normal<T>(g, p.x.data(), p.maps.data(), p.mask.data(), want.data(), cpu::serial_executor());
+    cpu::dc_gradient_step<T>(g, p.x.data(), ahy.data(), p.maps.data(), p.mask.data(), step.data(), 1, want_dc.data(),
+                             cpu::serial_executor());
+    DeviceArray<std::complex<T>> x(p.x), maps(p.maps), a(ahy), out(p.x.size()), out_dc(p.x.size());
+    DeviceArray<T> mask(p.mask), st(step);
+    CUDA_OK(cuda::normal_rows<T>(g, x.template as<T>(), maps.template as<T>(), mask.ptr, nullptr, nullptr, 0, false,
+                                 out.template as<T>(), nullptr));
+    CUDA_OK(cuda::normal_rows<T>(g, x.template as<T>(), maps.template as<T>(), mask.ptr, a.template as<T>(), st.ptr, 1,
+                                 true, out_dc.template as<T>(), nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    EXPECT_LT(rel_error(out.get(), want), sizeof(T) == 4 ? 5e-6 : 1e-12) << "case " << k;
+    EXPECT_LT(rel_error(out_dc.get(), want_dc), sizeof(T) == 4 ? 5e-6 : 1e-12) << "case " << k;
   }
 }

@@ -15,7 +15,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cg_solve_cpu(const at::Tensor& b,
   const char* op = "cg_solve";
   const SenseGeometry g = check_and_describe(op, b, DataKind::kImage, maps, mask, fft_dims);
   check_batch_param(op, "lam", lam, b, g.batch);
-  TORCH_CHECK(iters >= 0, "gleam::cg_solve: iters is ", iters, ", expected >= 0");
+  TORCH_CHECK(iters >= 0, "gleam::cg_solve: iters is ", num(iters), ", expected >= 0");
   const bool has_x0 = x0.has_value() && x0->defined();
   if (has_x0) check_same_as(op, "x0", *x0, "b", b);
   at::Tensor x = has_x0 ? x0->clone() : at::empty_like(b);

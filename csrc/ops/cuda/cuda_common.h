@@ -14,25 +14,32 @@
 
 namespace gleam::ops::cuda_common {
 
-// Coils per chunk: the caller's choice, else as many as keep one chunk buffer of
-// (B, chunk, *S) complex values under 256 MiB (cuFFT works out of place, so at most two
-// such buffers are alive at once).
+// Coils per chunk: the caller's choice, else a quarter of the coils (at most two chunk
+// buffers are alive at once, cuFFT working out of place, so the extra memory stays near
+// half a coil stack where the naive composition holds several), capped so one buffer of
+// (B, chunk, *S) complex values stays under 256 MiB.
 inline int64_t coil_chunk(const SenseGeometry& g, int64_t requested, int64_t elem_bytes) {
   if (requested > 0) return std::min(requested, g.coils);
-  const int64_t per_coil = g.batch * g.spatial() * elem_bytes;
-  const int64_t budget = int64_t(256) << 20;
-  return std::clamp<int64_t>(budget / std::max<int64_t>(per_coil, 1), 1, g.coils);
+  const int64_t per_coil = std::max<int64_t>(g.batch * g.spatial() * elem_bytes, 1);
+  const int64_t cap = std::max<int64_t>((int64_t(256) << 20) / per_coil, 1);
+  return std::clamp<int64_t>((g.coils + 3) / 4, 1, std::min(cap, g.coils));
 }
 
-// FFT dims of a (B, chunk, n0, n1, n2) buffer for the axes flagged in the geometry.
+// A chunk buffer is (B, chunk, n0, n1, n2), or (B, chunk, n1, n2) for 2D problems: the
+// padded unit axis is dropped so that cuFFT sees the plain batched layout.
+inline bool drop_unit_axis(const SenseGeometry& g) { return g.n[0] == 1; }
+
+// FFT dims of a chunk buffer for the axes flagged in the geometry.
 inline std::vector<int64_t> buffer_dims(const SenseGeometry& g) {
   std::vector<int64_t> d;
+  const int64_t shift = drop_unit_axis(g) ? 1 : 0;
   for (int a = 0; a < 3; ++a)
-    if (g.fft[a]) d.push_back(2 + a);
+    if (g.fft[a]) d.push_back(2 + a - shift);
   return d;
 }
 
 inline at::Tensor chunk_buffer(const SenseGeometry& g, int64_t nc, const at::TensorOptions& opts) {
+  if (drop_unit_axis(g)) return at::empty({g.batch, nc, g.n[1], g.n[2]}, opts);
   return at::empty({g.batch, nc, g.n[0], g.n[1], g.n[2]}, opts);
 }
 

@@ -26,6 +26,7 @@ at::Tensor sense_adjoint_cuda(const at::Tensor& y, const at::Tensor& maps, const
       at::Tensor buf = chunk_buffer(g, nc, y.options());
       C10_CUDA_CHECK(cuda::gather_kspace<T>(g, rptr<T>(y), mask.data_ptr<T>(), c0, nc, T(1), rptr<T>(buf), stream));
       at::Tensor img = fft(buf, dims, /*forward=*/false);
+      buf.reset();
       C10_CUDA_CHECK(cuda::combine_coils<T>(g, rptr<T>(img), rptr<T>(maps), c0, nc, c0 == 0, nullptr, nullptr,
                                             nullptr, 0, rptr<T>(x), stream));
     }

@@ -26,6 +26,7 @@ at::Tensor sense_forward_cuda(const at::Tensor& x, const at::Tensor& maps, const
       at::Tensor buf = chunk_buffer(g, nc, x.options());
       C10_CUDA_CHECK(cuda::expand_coils<T>(g, rptr<T>(x), rptr<T>(maps), c0, nc, T(1), rptr<T>(buf), stream));
       at::Tensor k = fft(buf, dims, /*forward=*/true);
+      buf.reset();
       C10_CUDA_CHECK(cuda::scatter_kspace<T>(g, rptr<T>(k), mask.data_ptr<T>(), c0, nc, rptr<T>(y), stream));
     }
   });
