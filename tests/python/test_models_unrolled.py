@@ -10,6 +10,18 @@ from gleam_core.models import (DenoiserConfig, InverseOptions, ModelConfig, Prob
                                to_channels)
 from ops_cases import CASES, make, rel
 
+@pytest.fixture
+def single_thread():
+    """Tiny convolutions run fastest on one thread, and a second OpenMP thread stalls whenever the
+    shared CI cores are busy; the previous count is restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 KINDS = {"2d_even_1dmask": "2d", "2d_odd_2dmask_M2": "2d", "3d_2dmask": "3d", "cine_kt": "cine"}
 
 

@@ -14,7 +14,9 @@ from gleam_core.train.losses import complex_l1
 from gleam_core.train.optim import OptimizerConfig
 from gleam_core.train.strategies import STRATEGIES, Gleam
 from ops_cases import CASES
-from test_models_unrolled import problem_for, tiny
+from test_models_unrolled import problem_for, single_thread, tiny  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def make_gleam(modules=2, unrolls=4, optim=OptimizerConfig(), seed=0, dtype=torch.float64, **kw) -> Gleam:

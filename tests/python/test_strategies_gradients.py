@@ -12,7 +12,9 @@ from gleam_core.train.losses import complex_l1
 from gleam_core.train.optim import OptimizerConfig
 from gleam_core.train.strategies import STRATEGIES
 from ops_cases import CASES
-from test_models_unrolled import problem_for, tiny
+from test_models_unrolled import problem_for, single_thread, tiny  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 CONTRACTIVE = dict(step=0.5, lam=0.5, learn_lam=True, cg_iters=60, denoiser={"out_scale": 0.05})
 

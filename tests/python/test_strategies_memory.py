@@ -15,7 +15,9 @@ from gleam_core.train.memory import SavedTensorMeter, count_inner_saves
 from gleam_core.train.optim import OptimizerConfig
 from gleam_core.train.strategies import STRATEGIES
 from ops_cases import Case
-from test_models_unrolled import problem_for, tiny
+from test_models_unrolled import problem_for, single_thread, tiny  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 N, D = 16, 32
 UNIT = N * D * 4  # bytes of one float32 (N, D) activation
