@@ -166,15 +166,16 @@ class SyntheticDataset(MaskedDataset):
         if mode not in ("volume", "slices") or (mode == "slices" and kind != "knee3d"):
             raise ValueError(f"mode must be 'volume' (or 'slices' for knee3d), got {mode!r} for kind {kind!r}")
         self.n, self.mode = n, mode
-        self._cache: tuple[int, Tensor, Tensor] | None = None  # last knee3d volume, for slice mode
+        self._cache: tuple[int, Tensor, Tensor] | None = None  # last hybrid knee3d volume (slice mode)
 
     def __len__(self) -> int:
         return self.n
 
-    def _volume(self, v: int) -> tuple[Tensor, Tensor]:
+    def _hybrid_volume(self, v: int) -> tuple[Tensor, Tensor]:
+        """Readout-transformed k-space (C, D, H, W) and maps of knee3d volume v (cached)."""
         if self._cache is None or self._cache[0] != v:
             k, m = synth_volume(self.cfg, self.seed, v)
-            self._cache = (v, k, m)
+            self._cache = (v, ifftnc(k, 1), m)
         return self._cache[1], self._cache[2]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -188,8 +189,8 @@ class SyntheticDataset(MaskedDataset):
             k, m = k[0], m[0]
         elif self.mode == "slices":
             v, s = divmod(index, cfg.size[0])
-            k, m = self._volume(v)
-            k, m = ifftnc(k[:, s:s + 1], 1)[:, 0], m[:, :, s]   # one ky-kz slice of the hybrid data
+            k, m = self._hybrid_volume(v)
+            k, m = k[:, s], m[:, :, s]                          # one ky-kz slice
             kind = "2d"
         else:
             v, s = index, -1
