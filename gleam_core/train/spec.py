@@ -10,6 +10,7 @@ docs/training.md is the reference of every key.
 
 from __future__ import annotations
 
+import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -106,7 +107,7 @@ class Spec:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
-def _check_source(src: DataSource, key: str) -> None:
+def check_source(src: DataSource, key: str) -> None:
     """Checks the source and makes its path absolute (relative paths are relative to the working
     directory), so the resolved spec saved in the run directory works from anywhere."""
     if (src.path is None) == (src.synthetic is None):
@@ -120,10 +121,28 @@ def _check_source(src: DataSource, key: str) -> None:
         src.path = str(p)
 
 
+def parse_source(text: str, key: str) -> DataSource:
+    """A data source given on a command line: an existing path or glob, or a YAML mapping in the
+    spec's form (e.g. ``{synthetic: {kind: knee2d, n: 8}}``); ``key`` names the option in errors."""
+    if Path(text).expanduser().exists() or glob.glob(text):
+        src = DataSource(path=text)
+    else:
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raw = None
+        if not isinstance(raw, dict):
+            raise SpecError(key, f"{text!r} does not exist; expected a path, a glob, or a mapping such as "
+                                 "'{synthetic: {n: 8}}'")
+        src = from_dict(DataSource, raw, key)
+    check_source(src, key)
+    return src
+
+
 def check_spec(spec: Spec) -> None:
     """Rules that span keys (and data paths made absolute)."""
-    _check_source(spec.data.train, "data.train")
-    _check_source(spec.data.val, "data.val")
+    check_source(spec.data.train, "data.train")
+    check_source(spec.data.val, "data.val")
     s = spec.schedule
     if (s.iterations is None) == (s.epochs is None):
         raise SpecError("schedule", f"give exactly one of 'iterations' or 'epochs', got iterations={s.iterations!r}, "

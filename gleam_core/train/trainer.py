@@ -16,16 +16,15 @@ from pathlib import Path
 from typing import TextIO
 
 import torch
-from torch import Tensor
 from tqdm import tqdm
 
-from .. import metrics
 from ..data import collate
-from ..models import InverseOptions, Problem, UnrolledNet, fft_ndim_of
+from ..models import InverseOptions, UnrolledNet
 from .atomic import atomic_write_text
 from .batches import BatchStream
 from .checkpoints import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .datasets import build_dataset, val_loader
+from .evaluation import batch_problem, image_metrics
 from .figures import comparison, save_png
 from .losses import get_loss
 from .records import MetricsLog
@@ -49,14 +48,6 @@ def build_strategy(spec: Spec, model: UnrolledNet, total: int, device: torch.dev
     elif spec.strategy == "gleam":
         options = {"modules": spec.gleam.modules, "devices": spec.gleam.devices, "overlap": spec.gleam.overlap}
     return cls(model, loss, spec.optimizer, total, device, **options)
-
-
-def batch_problem(batch: dict, kind: str, device: torch.device) -> tuple[Problem, Tensor]:
-    """The :class:`Problem` and target (B, M, *S) of a collated batch, on ``device``."""
-    def to(t: Tensor) -> Tensor:
-        return t.to(device, non_blocking=True)
-    return Problem.from_data(to(batch["kspace"]), to(batch["maps"]), to(batch["mask"]), fft_ndim_of(kind)), \
-        to(batch["target"])
 
 
 def _fmt_bytes(n: float) -> str:
@@ -157,10 +148,8 @@ class Trainer:
             recon = self.strategy.reconstruct(problem)
             n = target.shape[0]
             values = {"loss": self.loss_fn(recon, target) * n}
-            for name, img in (("", recon), ("_zf", problem.ahy)):
-                values[f"psnr{name}"] = metrics.psnr(img, target).sum()
-                values[f"ssim{name}"] = metrics.ssim(img, target).sum()
-                values[f"nrmse{name}"] = metrics.nrmse(img, target).sum()
+            for suffix, img in (("", recon), ("_zf", problem.ahy)):
+                values.update({k + suffix: v.sum() for k, v in image_metrics(img, target).items()})
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             count += n

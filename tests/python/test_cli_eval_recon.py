@@ -1,0 +1,100 @@
+"""gleam-eval and gleam-recon on a tiny trained run: per-volume metrics equal the metrics of the
+network's own reconstruction of each file, and reconstructions land in fastMRI's submission
+layout (``reconstruction``) with figures."""
+
+from __future__ import annotations
+
+import csv
+
+import h5py
+import pytest
+import torch
+
+from gleam_core import metrics
+from gleam_core.cli.eval import main as eval_main
+from gleam_core.cli.recon import main as recon_main
+from gleam_core.data import FastMRIDataset, SynthConfig, collate, write_synthetic
+from gleam_core.train.checkpoints import latest_checkpoint, load_model
+from gleam_core.train.evaluation import batch_problem
+from gleam_core.train.trainer import Trainer
+from test_models_unrolled import single_thread  # noqa: F401  (fixture)
+from test_train_strategies import tiny_spec
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    torch.set_num_threads(1)
+    Trainer(tiny_spec(root, "strategy=gleam", iterations=6)).run()
+    files = write_synthetic(root / "data", SynthConfig("knee2d", (32, 32), coils=4, slices=3), n=2, seed=5,
+                            progress=False)
+    return root, files
+
+
+def own_volume_psnr(run, path) -> tuple[float, float]:
+    """PSNR of the network's and the zero-filled reconstruction of one file, computed here."""
+    model, state = load_model(run)
+    ds = FastMRIDataset(str(path), mask=state["spec"]["masks"], fixed_masks=True, verbose=False)
+    items = [ds[i] for i in range(len(ds))]
+    problem, target = batch_problem(collate(items), "2d", torch.device("cpu"))
+    scale = torch.tensor([it["meta"]["scale"] for it in items]).reshape(-1, 1, 1, 1)
+    with torch.no_grad():
+        recon = model(problem) / scale
+    target, zf = target / scale, problem.ahy / scale
+    return float(metrics.psnr(recon[None], target[None])), float(metrics.psnr(zf[None], target[None]))
+
+
+def test_eval_per_volume_and_mean(trained, tmp_path, capsys):
+    root, files = trained
+    out = tmp_path / "eval.csv"
+    assert eval_main(["--run", str(root / "run"), "--data", str(root / "data"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "PSNR zf" in printed and "mean" in printed
+    rows = list(csv.DictReader(out.open()))
+    assert [r["volume"] for r in rows] == [f.name for f in files] + ["mean"]
+    assert [int(r["items"]) for r in rows] == [3, 3, 6]
+    for row, path in zip(rows, files):
+        psnr, psnr_zf = own_volume_psnr(root / "run", path)
+        assert float(row["psnr"]) == pytest.approx(psnr, abs=1e-4)
+        assert float(row["psnr_zf"]) == pytest.approx(psnr_zf, abs=1e-4)
+    for k in ("psnr", "ssim", "nrmse_zf"):
+        assert float(rows[-1][k]) == pytest.approx((float(rows[0][k]) + float(rows[1][k])) / 2, rel=1e-5)
+
+
+def test_eval_checkpoint_defaults_to_validation_data(trained, capsys):
+    root, _ = trained
+    ckpt = latest_checkpoint(root / "run")
+    assert eval_main(["--checkpoint", str(ckpt), "--limit", "1"]) == 0
+    assert "knee2d_s1_00000.h5" in capsys.readouterr().out  # the validation set's seed is spec seed + 1
+    assert (root / "run" / "eval.csv").exists()
+
+
+def test_recon_writes_submission_layout(trained, tmp_path, capsys):
+    root, files = trained
+    out = tmp_path / "recons"
+    assert recon_main(["--checkpoint", str(root / "run"), "--in", str(root / "data"), "--out", str(out)]) == 0
+    model, state = load_model(root / "run")
+    ds = FastMRIDataset(str(files[0]), mask=state["spec"]["masks"], fixed_masks=True, verbose=False)
+    items = [ds[i] for i in range(len(ds))]
+    problem, _ = batch_problem(collate(items), "2d", torch.device("cpu"))
+    with torch.no_grad():
+        expected = model(problem).abs()[:, 0] / torch.tensor([it["meta"]["scale"] for it in items]).reshape(-1, 1, 1)
+    with h5py.File(out / files[0].name) as f:
+        rec = torch.from_numpy(f["reconstruction"][()])
+    assert rec.dtype == torch.float32 and rec.shape == (3, 32, 32)
+    torch.testing.assert_close(rec, expected, rtol=1e-4, atol=1e-5)
+    assert (out / "figures" / f"{files[0].stem}.png").stat().st_size > 0
+    assert str(out / files[1].name) in capsys.readouterr().out
+
+
+def test_cli_errors(trained, tmp_path, capsys):
+    root, _ = trained
+    assert recon_main(["--checkpoint", str(root / "run"), "--in", str(tmp_path / "none"), "--out",
+                       str(tmp_path / "o")]) == 2
+    assert "'--in'" in capsys.readouterr().err
+    assert eval_main(["--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert eval_main(["--run", str(tmp_path)]) == 2
+    assert "has no checkpoints" in capsys.readouterr().err
