@@ -11,7 +11,6 @@ namespace {
 using namespace detail;
 
 constexpr int kThreads = 128;
-constexpr int kPerThread = int(kMaxRow) / kThreads;  // row positions owned by each thread
 constexpr int kMaxStages = 16;
 
 struct RowPlan {
@@ -33,31 +32,75 @@ RowPlan make_plan(int n) {
   return p;
 }
 
-// One Stockham pass for every stage: dst[o], o = q + s (r p + k), is
-//   (sum_j src[q + s (p + j m)] w^{(j k mod r) W/r}) * w^{p k s}, with w = exp(-+2 pi i / W).
+template <typename T> __device__ __forceinline__ c2<T> root(const c2<T>* tw, int idx, bool inv) {
+  c2<T> w = tw[idx];
+  if (inv) w.y = -w.y;
+  return w;
+}
+
+// One radix-R butterfly per thread (R = 2, 3, 4, 5): reads R inputs once, writes R outputs.
+template <typename T, int R, bool Inv>
+__device__ __forceinline__ void butterfly(const c2<T>* tw, int W, const c2<T>* in, int in_stride, c2<T>* out,
+                                          int out_stride, int twiddle_base) {
+  c2<T> a[R];
+#pragma unroll
+  for (int j = 0; j < R; ++j) a[j] = in[j * in_stride];
+#pragma unroll
+  for (int k = 0; k < R; ++k) {
+    c2<T> acc = a[0];
+#pragma unroll
+    for (int j = 1; j < R; ++j) {
+      const c2<T> w = root<T>(tw, ((j * k) % R) * (W / R), Inv);
+      acc.x += a[j].x * w.x - a[j].y * w.y;
+      acc.y += a[j].x * w.y + a[j].y * w.x;
+    }
+    const c2<T> w = root<T>(tw, (twiddle_base * k) % W, Inv);
+    out[k * out_stride] = {acc.x * w.x - acc.y * w.y, acc.x * w.y + acc.y * w.x};
+  }
+}
+
+// Stockham DIF transform of `groups` rows of length W held back to back in src; returns
+// the buffer holding the result (src or dst). Small radices run one butterfly per thread;
+// other (odd prime) radices compute one output element per thread:
+//   dst[o], o = q + s (r p + k), = (sum_j src[q + s (p + j m)] w^{(j k mod r) W/r}) * w^{p k s}.
 template <typename T, bool Inv>
-__device__ c2<T>* stockham(const RowPlan& plan, const c2<T>* __restrict__ tw, c2<T>* src, c2<T>* dst) {
+__device__ c2<T>* stockham(const RowPlan& plan, const c2<T>* __restrict__ tw, c2<T>* src, c2<T>* dst, int groups) {
   const int W = plan.n;
   int s = 1, len = W;
   for (int st = 0; st < plan.stages; ++st) {
-    const int r = plan.radix[st], m = len / r, step = W / r;
-    for (int o = threadIdx.x; o < W; o += blockDim.x) {
-      const int q = o % s, t = o / s, k = t % r, p = t / r;
-      const c2<T>* in = src + q + s * p;
-      c2<T> acc{0, 0};
-      int jk = 0;
-      for (int j = 0; j < r; ++j) {
-        c2<T> w = tw[jk * step];
-        if (Inv) w.y = -w.y;
-        const c2<T> v = in[j * s * m];
-        acc.x += v.x * w.x - v.y * w.y;
-        acc.y += v.x * w.y + v.y * w.x;
-        jk += k;
-        if (jk >= r) jk -= r;
+    const int r = plan.radix[st], m = len / r;
+    if (r <= 5) {
+      const int per = W / r, total = per * groups;
+      for (int t = threadIdx.x; t < total; t += blockDim.x) {
+        const int g = t / per, bf = t % per, q = bf % s, p = bf / s;
+        const c2<T>* in = src + g * W + q + s * p;
+        c2<T>* out = dst + g * W + q + s * r * p;
+        switch (r) {
+          case 2: butterfly<T, 2, Inv>(tw, W, in, s * m, out, s, p * s); break;
+          case 3: butterfly<T, 3, Inv>(tw, W, in, s * m, out, s, p * s); break;
+          case 4: butterfly<T, 4, Inv>(tw, W, in, s * m, out, s, p * s); break;
+          default: butterfly<T, 5, Inv>(tw, W, in, s * m, out, s, p * s); break;
+        }
       }
-      c2<T> w = tw[(p * s * k) % W];
-      if (Inv) w.y = -w.y;
-      dst[o] = {acc.x * w.x - acc.y * w.y, acc.x * w.y + acc.y * w.x};
+    } else {
+      const int step = W / r, total = W * groups;
+      for (int t = threadIdx.x; t < total; t += blockDim.x) {
+        const int g = t / W, o = t % W;
+        const int q = o % s, u = o / s, k = u % r, p = u / r;
+        const c2<T>* in = src + g * W + q + s * p;
+        c2<T> acc{0, 0};
+        int jk = 0;
+        for (int j = 0; j < r; ++j) {
+          const c2<T> w = root<T>(tw, jk * step, Inv);
+          const c2<T> v = in[j * s * m];
+          acc.x += v.x * w.x - v.y * w.y;
+          acc.y += v.x * w.y + v.y * w.x;
+          jk += k;
+          if (jk >= r) jk -= r;
+        }
+        const c2<T> w = root<T>(tw, (p * s * k) % W, Inv);
+        dst[g * W + o] = {acc.x * w.x - acc.y * w.y, acc.x * w.y + acc.y * w.x};
+      }
     }
     __syncthreads();
     c2<T>* tmp = src;
@@ -69,6 +112,9 @@ __device__ c2<T>* stockham(const RowPlan& plan, const c2<T>* __restrict__ tw, c2
   return src;
 }
 
+// Coils transformed together by one block: more independent butterflies per pass.
+__host__ __device__ inline int coil_group(int W) { return W <= 512 ? 4 : 2; }
+
 template <typename T, int M>
 __global__ void __launch_bounds__(kThreads) normal_rows_kernel(Dims<uint32_t> d, RowPlan plan,
                                                                const c2<T>* __restrict__ x,
@@ -78,12 +124,13 @@ __global__ void __launch_bounds__(kThreads) normal_rows_kernel(Dims<uint32_t> d,
                                                                const T* __restrict__ step, uint32_t step_stride,
                                                                bool dc, c2<T>* __restrict__ out) {
   extern __shared__ unsigned char smem_raw[];
-  const int W = plan.n, h = W / 2;
+  const int W = plan.n, h = W / 2, G = coil_group(W);
   c2<T>* tw = reinterpret_cast<c2<T>*>(smem_raw);
-  c2<T>* bufa = tw + W;
-  c2<T>* bufb = bufa + W;
-  c2<T>* xs = bufb + W;              // (M, W) image row, in FFT order
-  T* mk = reinterpret_cast<T*>(xs + M * W);  // mask^2 / W, in FFT order
+  c2<T>* bufa = tw + W;         // (G, W)
+  c2<T>* bufb = bufa + G * W;   // (G, W)
+  c2<T>* xs = bufb + G * W;     // (M, W) image row, FFT order
+  c2<T>* acc = xs + M * W;      // (M, W) coil sum, FFT order
+  T* mk = reinterpret_cast<T*>(acc + M * W);  // mask^2 / W, FFT order
 
   // Row -> (batch, i0, i1); the last axis is the transformed one.
   const uint32_t rows_per_batch = d.n[0] * d.n[1];
@@ -91,72 +138,65 @@ __global__ void __launch_bounds__(kThreads) normal_rows_kernel(Dims<uint32_t> d,
   uint32_t idx[3] = {rem / d.n[1], rem % d.n[1], 0};
   const uint32_t row_off = d.offset(idx), maps_row = d.maps_offset(idx), mask_row = d.mask_offset(b, idx);
 
+  // Buffer index j holds array index (j + W/2) % W: the fftshift pair folded into the indexing.
   for (int j = threadIdx.x; j < W; j += blockDim.x) {
     double sn, cs;
     sincospi(-2.0 * j / W, &sn, &cs);
     tw[j] = {T(cs), T(sn)};
-    const int a = j + h < W ? j + h : j + h - W;  // buffer index j holds array index (j + W/2) % W
+    const int a = j + h < W ? j + h : j + h - W;
     const T w = mask[mask_row + a * d.kst[2]];
     mk[j] = w * w / T(W);
-    for (int m = 0; m < M; ++m) xs[m * W + j] = x[(b * d.M + m) * d.S + row_off + a];
+    for (int m = 0; m < M; ++m) {
+      xs[m * W + j] = x[(b * d.M + m) * d.S + row_off + a];
+      acc[m * W + j] = {0, 0};
+    }
   }
   __syncthreads();
 
-  c2<T> acc[M][kPerThread];
-  for (int m = 0; m < M; ++m)
-    for (int e = 0; e < kPerThread; ++e) acc[m][e] = {0, 0};
-
-  for (uint32_t c = 0; c < d.C; ++c) {
-    const c2<T>* mrow[M];
-    for (int m = 0; m < M; ++m) mrow[m] = maps + d.maps_base(b, c, m) + maps_row;
-    for (int j = threadIdx.x; j < W; j += blockDim.x) {
-      const int a = j + h < W ? j + h : j + h - W;
+  for (uint32_t c0 = 0; c0 < d.C; c0 += G) {
+    const int ng = min(G, int(d.C - c0));
+    for (int t = threadIdx.x; t < ng * W; t += blockDim.x) {
+      const int g = t / W, j = t % W, a = j + h < W ? j + h : j + h - W;
       c2<T> v{0, 0};
       for (int m = 0; m < M; ++m) {
-        const c2<T> p = cmul<T>(mrow[m][a], xs[m * W + j]);
+        const c2<T> p = cmul<T>(maps[d.maps_base(b, c0 + g, m) + maps_row + a], xs[m * W + j]);
         v.x += p.x;
         v.y += p.y;
       }
-      bufa[j] = v;
+      bufa[t] = v;
     }
     __syncthreads();
-    c2<T>* k = stockham<T, false>(plan, tw, bufa, bufb);
-    for (int j = threadIdx.x; j < W; j += blockDim.x) {
-      k[j].x *= mk[j];
-      k[j].y *= mk[j];
+    c2<T>* k = stockham<T, false>(plan, tw, bufa, bufb, ng);
+    for (int t = threadIdx.x; t < ng * W; t += blockDim.x) {
+      const T w = mk[t % W];
+      k[t].x *= w;
+      k[t].y *= w;
     }
     __syncthreads();
-    c2<T>* other = k == bufa ? bufb : bufa;
-    c2<T>* img = stockham<T, true>(plan, tw, k, other);
-#pragma unroll
-    for (int e = 0; e < kPerThread; ++e) {
-      const int j = threadIdx.x + e * kThreads;
-      if (j >= W) break;
-      const int a = j + h < W ? j + h : j + h - W;
-      for (int m = 0; m < M; ++m) {
-        const c2<T> v = cmul_conj<T>(mrow[m][a], img[j]);
-        acc[m][e].x += v.x;
-        acc[m][e].y += v.y;
+    c2<T>* img = stockham<T, true>(plan, tw, k, k == bufa ? bufb : bufa, ng);
+    for (int t = threadIdx.x; t < M * W; t += blockDim.x) {  // each thread owns its positions
+      const int m = t / W, j = t % W, a = j + h < W ? j + h : j + h - W;
+      c2<T> sum = acc[t];
+      for (int g = 0; g < ng; ++g) {
+        const c2<T> v = cmul_conj<T>(maps[d.maps_base(b, c0 + g, m) + maps_row + a], img[g * W + j]);
+        sum.x += v.x;
+        sum.y += v.y;
       }
+      acc[t] = sum;
     }
-    __syncthreads();  // the next coil overwrites the buffers
+    __syncthreads();  // the next group overwrites the buffers
   }
 
   const T s = dc ? step[b * step_stride] : T(0);
-#pragma unroll
-  for (int e = 0; e < kPerThread; ++e) {
-    const int j = threadIdx.x + e * kThreads;
-    if (j >= W) break;
-    const int a = j + h < W ? j + h : j + h - W;
-    for (int m = 0; m < M; ++m) {
-      const uint32_t t = (b * d.M + m) * d.S + row_off + a;
-      c2<T> v = acc[m][e];
-      if (dc) {
-        const c2<T> xv = xs[m * W + j], av = ahy[t];
-        v = {xv.x - s * (v.x - av.x), xv.y - s * (v.y - av.y)};
-      }
-      out[t] = v;
+  for (int t = threadIdx.x; t < M * W; t += blockDim.x) {
+    const int m = t / W, j = t % W, a = j + h < W ? j + h : j + h - W;
+    const uint32_t o = (b * d.M + m) * d.S + row_off + a;
+    c2<T> v = acc[t];
+    if (dc) {
+      const c2<T> xv = xs[t], av = ahy[o];
+      v = {xv.x - s * (v.x - av.x), xv.y - s * (v.y - av.y)};
     }
+    out[o] = v;
   }
 }
 
@@ -172,7 +212,8 @@ cudaError_t normal_rows(const SenseGeometry& g, const T* x, const T* maps, const
                         int64_t step_stride, bool dc, T* out, cudaStream_t stream) {
   const RowPlan plan = make_plan(static_cast<int>(g.n[2]));
   const int W = plan.n;
-  const size_t smem = sizeof(c2<T>) * size_t(W) * (3 + g.sets) + sizeof(T) * size_t(W);
+  const size_t smem =
+      sizeof(c2<T>) * size_t(W) * (1 + 2 * coil_group(W) + 2 * g.sets) + sizeof(T) * size_t(W);
   const unsigned blocks = static_cast<unsigned>(g.batch * g.n[0] * g.n[1]);
   auto launch = [&](auto kernel) {
     if (smem > 48 * 1024) {

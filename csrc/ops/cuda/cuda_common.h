@@ -14,15 +14,13 @@
 
 namespace gleam::ops::cuda_common {
 
-// Coils per chunk: the caller's choice, else a quarter of the coils (at most two chunk
-// buffers are alive at once, cuFFT working out of place, so the extra memory stays near
-// half a coil stack where the naive composition holds several), capped so one buffer of
-// (B, chunk, *S) complex values stays under 256 MiB.
+// Coils per chunk: the caller's choice, else as many as keep one chunk buffer of
+// (B, chunk, *S) complex values under 256 MiB (cuFFT works out of place, so at most two
+// such buffers are alive at once). Smaller chunks cost extra launches on small problems.
 inline int64_t coil_chunk(const SenseGeometry& g, int64_t requested, int64_t elem_bytes) {
   if (requested > 0) return std::min(requested, g.coils);
   const int64_t per_coil = std::max<int64_t>(g.batch * g.spatial() * elem_bytes, 1);
-  const int64_t cap = std::max<int64_t>((int64_t(256) << 20) / per_coil, 1);
-  return std::clamp<int64_t>((g.coils + 3) / 4, 1, std::min(cap, g.coils));
+  return std::clamp<int64_t>((int64_t(256) << 20) / per_coil, 1, g.coils);
 }
 
 // A chunk buffer is (B, chunk, n0, n1, n2), or (B, chunk, n1, n2) for 2D problems: the

@@ -4,6 +4,8 @@
 // coil chunks through cuFFT (see kernels/cuda/sense_cuda.cuh combine_coils).
 #pragma once
 
+#include <cstdlib>
+
 #include "kernels/cuda/normal_rows.cuh"
 #include "kernels/cuda/sense_cuda.cuh"
 #include "ops/cuda/cuda_common.h"
@@ -14,7 +16,9 @@ template <typename T>
 void normal_into(const SenseGeometry& g, const at::Tensor& x, const at::Tensor& maps, const at::Tensor& mask,
                  int64_t chunk, const T* dc_x, const T* dc_ahy, const T* step, int64_t step_stride, at::Tensor& out,
                  cudaStream_t stream) {
-  if (cuda::normal_rows_supported(g)) {  // 1D masks: the fused one-row-per-block kernel
+  // 1D masks: the fused one-row-per-block kernel (GLEAM_CUDA_ROW_KERNEL=0 forces cuFFT chunks).
+  const char* env = std::getenv("GLEAM_CUDA_ROW_KERNEL");
+  if (!(env && env[0] == '0') && cuda::normal_rows_supported(g)) {
     C10_CUDA_CHECK(cuda::normal_rows<T>(g, rptr<T>(x), rptr<T>(maps), mask.data_ptr<T>(), dc_ahy, step, step_stride,
                                         dc_x != nullptr, rptr<T>(out), stream));
     return;
