@@ -110,6 +110,8 @@ def convert_ismrmrd(in_path: str | Path, out_path: str | Path, *, device: str = 
                     **espirit: Any) -> Path:
     """Converts one ISMRMRD file to vol3d (atomically), computing ESPIRiT maps (keywords as
     :func:`~gleam_core.data.espirit.espirit_maps`). Returns the output path."""
+    if Path(out_path).resolve() == Path(in_path).resolve():
+        raise ValueError(f"convert: the output {out_path} would overwrite its input; choose another --out")
     kspace, sampled, facts = read_ismrmrd_kspace(in_path, progress=progress)
     k = torch.from_numpy(kspace)
     maps = espirit_maps_volume(k.to(device), **espirit).cpu()

@@ -8,7 +8,7 @@ bone, muscle striation, folded cortex). It is evaluated on any grid of normalize
 same volume that a 3D item renders. Images are complex: magnitude times a smooth background
 phase. Coil sensitivities come from a ring (or two rings) of loop coils around the anatomy,
 birdcage-like: magnitude falling off with distance, phase winding around each coil,
-normalized so sum_c |s_c|^2 = 1 everywhere.
+normalized so sum_c |s_c|^2 = 1 everywhere (smooth, no phase singularities).
 
 Anatomies: ``knee`` (soft tissue, fat, femur/tibia with cortex and trabecular marrow,
 cartilage, joint fluid, ligaments, vessels), ``brain`` (scalp, skull, CSF, folded gray
@@ -242,39 +242,43 @@ ANATOMIES: dict[str, Callable[..., Tensor]] = {"knee": knee, "brain": brain, "he
 
 @dataclass
 class CoilArray:
-    """Loop coils at ``positions`` (C, 3); the ring axis (0, 1 or 2 for x, y, z) sets the plane in
-    which each coil's phase winds; ``falloff`` is the distance scale of the magnitude."""
+    """Loop coils at ``positions`` (C, 3) with unit ``tangents`` (C, 3) along their ring.
+
+    Magnitude ``(1 + d^2 / falloff^2)^-3/4`` of the distance d to the coil; phase
+    ``offset + 1.5 * (p - p_c).t_c / (|p - p_c| + falloff)``, which turns around the coil like a
+    loop's field but stays smooth (no phase vortex) even where a coil sits inside the grid.
+    """
 
     positions: np.ndarray
-    axis: int
+    tangents: np.ndarray
     falloff: np.ndarray
     offsets: np.ndarray
 
     @staticmethod
     def ring(rng: np.random.Generator, coils: int, axis: int, radius: tuple[float, float], heights: int = 1
              ) -> "CoilArray":
+        """``coils`` coils on ``heights`` elliptical rings (radii ``radius``) around ``axis`` (0, 1, 2 = x, y, z)."""
         per_ring = math.ceil(coils / heights)
-        pos = []
+        plane = [i for i in range(3) if i != axis]
+        pos, tan = np.zeros((coils, 3)), np.zeros((coils, 3))
         for c in range(coils):
             ring, k = divmod(c, per_ring)
             ang = 2 * math.pi * k / per_ring + rng.uniform(-0.15, 0.15) + (math.pi / per_ring) * ring
-            h = 0.0 if heights == 1 else (ring / (heights - 1) - 0.5) * 0.7
-            a, b = radius[0] * math.cos(ang), radius[1] * math.sin(ang)
-            p = [a, b, h] if axis == 2 else ([a, h, b] if axis == 1 else [h, a, b])
-            pos.append(p)
-        return CoilArray(np.asarray(pos), axis, rng.uniform(0.45, 0.7, size=coils),
-                         rng.uniform(-math.pi, math.pi, size=coils))
+            pos[c, axis] = 0.0 if heights == 1 else (ring / (heights - 1) - 0.5) * 0.7
+            pos[c, plane[0]], pos[c, plane[1]] = radius[0] * math.cos(ang), radius[1] * math.sin(ang)
+            tan[c, plane[0]], tan[c, plane[1]] = -math.sin(ang), math.cos(ang)
+        return CoilArray(pos, tan, rng.uniform(0.45, 0.7, size=coils), rng.uniform(-math.pi, math.pi, size=coils))
 
     def __call__(self, c: Coords) -> Tensor:
         """Normalized complex sensitivities (C, *grid), complex64."""
-        plane = [i for i in range(3) if i != self.axis]
         maps = []
-        for pos, fall, off in zip(self.positions, self.falloff, self.offsets):
+        for pos, tan, fall, off in zip(self.positions, self.tangents, self.falloff, self.offsets):
             d = [t - float(o) for t, o in zip(c, pos)]
-            dist2 = d[0] ** 2 + d[1] ** 2 + d[2] ** 2
-            mag = (1 + dist2 / float(fall) ** 2) ** -0.75
-            ang = torch.atan2(d[plane[1]], d[plane[0]]) + float(off)
-            maps.append(torch.polar(mag.to(torch.float32), ang.to(torch.float32)))
+            dist = (d[0] ** 2 + d[1] ** 2 + d[2] ** 2).sqrt()
+            mag = (1 + (dist / float(fall)) ** 2) ** -0.75
+            along = d[0] * float(tan[0]) + d[1] * float(tan[1]) + d[2] * float(tan[2])
+            maps.append(torch.polar(mag.to(torch.float32), (1.5 * along / (dist + float(fall)) + float(off)).to(
+                torch.float32)))
         s = torch.stack(torch.broadcast_tensors(*maps))
         return s / s.abs().pow(2).sum(0, keepdim=True).sqrt()
 
