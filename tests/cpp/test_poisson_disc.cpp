@@ -56,7 +56,9 @@ TEST(PoissonDisc, CalibrationBoxAndCroppedCorners) {
     for (int64_t x = 0; x < 50; ++x) {
       const double ax = std::max<int64_t>(std::llabs(2 * x - 50) - 8, 0) / 42.0;
       const double ay = std::max<int64_t>(std::llabs(2 * y - 64) - 10, 0) / 54.0;
-      if (ax * ax + ay * ay > 1.0 + 1e-12) EXPECT_EQ(r.mask[y * 50 + x], 0) << y << "," << x;
+      if (ax * ax + ay * ay > 1.0 + 1e-12) {
+        EXPECT_EQ(r.mask[y * 50 + x], 0) << y << "," << x;
+      }
     }
 }
 
