@@ -163,11 +163,10 @@ def cuda_peaks(devices: Iterable[torch.device]) -> Iterator[dict]:
 class StepMemory:
     """Peak memory of one training step on ``device``: saved-for-backward bytes on the CPU
     (a :class:`SavedTensorMeter` excluding ``params``), allocator peak on CUDA. The same probe
-    serves every strategy; ``kind`` says which measurement it is."""
+    serves every strategy."""
 
     def __init__(self, device: torch.device, params: Iterable[Tensor]) -> None:
         self.device = torch.device(device)
-        self.kind = "cuda_max_allocated" if self.device.type == "cuda" else "saved_tensors"
         self._params = list(params)
 
     def meter(self, parent: SavedTensorMeter | None = None, constants: Iterable[Tensor] = ()) -> SavedTensorMeter:
