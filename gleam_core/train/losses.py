@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from torch import Tensor
 
+from .. import metrics
+
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -23,7 +25,13 @@ def complex_l2(pred: Tensor, target: Tensor) -> Tensor:
     return (pred - target).abs().square().mean()
 
 
-LOSSES: dict[str, LossFn] = {"l1": complex_l1, "l2": complex_l2}
+def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """1 - mean SSIM of the magnitudes (``gleam_core.metrics.ssim``: per 2D slice, 7x7 window,
+    data range the scan's max |target|): a real 0-dim tensor; slices must be at least 7x7."""
+    return 1.0 - metrics.ssim(pred, target).mean()
+
+
+LOSSES: dict[str, LossFn] = {"l1": complex_l1, "l2": complex_l2, "ssim": ssim_loss}
 
 
 def get_loss(name: str) -> LossFn:
