@@ -15,16 +15,7 @@ void bind_masks(py::module_& m) {
       "poisson_disc",
       [](int64_t ny, int64_t nx, double acceleration, int64_t calib_y, int64_t calib_x, uint64_t seed,
          bool crop_corner, double tol, int max_iters) {
-        masks::PoissonDiscOptions opt;
-        opt.ny = ny;
-        opt.nx = nx;
-        opt.acceleration = acceleration;
-        opt.calib_y = calib_y;
-        opt.calib_x = calib_x;
-        opt.seed = seed;
-        opt.crop_corner = crop_corner;
-        opt.tol = tol;
-        opt.max_iters = max_iters;
+        const masks::PoissonDiscOptions opt{ny, nx, acceleration, calib_y, calib_x, seed, crop_corner, tol, max_iters};
         masks::PoissonDiscResult res;
         {
           py::gil_scoped_release release;  // DataLoader workers may sample masks concurrently

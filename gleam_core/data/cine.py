@@ -21,10 +21,8 @@ import torch
 
 from ..ops import zero_filled
 from .base import FileEntry, H5Dataset
-from .formats import (CINE, FORMAT_ATTR, FORMAT_VERSION, DataFormatError, atomic_h5, dataset, expect_shape,
-                      file_format, open_h5, probe_end, str_attr, write_complex)
-from .masks import MaskFunc
-from .splits import Source
+from .formats import (CINE, FORMAT_ATTR, FORMAT_VERSION, atomic_h5, dataset, expect_shape, open_h5, probe_end,
+                      require_format, str_attr, write_complex)
 from .transforms import make_item
 
 
@@ -34,14 +32,9 @@ class CineDataset(H5Dataset):
 
     item_name = "cines"
 
-    def __init__(self, source: Source, *, mask: Mapping[str, Any] | MaskFunc | None = None, fixed_masks: bool = False,
-                 seed: int = 0, on_error: str = "auto", verbose: bool = True) -> None:
-        super().__init__(source, mask=mask, fixed_masks=fixed_masks, seed=seed, on_error=on_error, verbose=verbose)
-
     def _scan(self, path: Path) -> FileEntry:
         with open_h5(path) as f:
-            if file_format(f) != CINE:
-                raise DataFormatError(f"{path}: layout {file_format(f)!r}, expected '{CINE}' (attr {FORMAT_ATTR})")
+            require_format(f, CINE)
             k = dataset(f, "kspace", (4,))
             frames, coils, h, w = k.shape
             m = dataset(f, "maps", (4, 5))

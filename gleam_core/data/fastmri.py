@@ -27,7 +27,7 @@ import torch
 from ..ops import ifft2c, rss
 from .base import FileEntry, H5Dataset
 from .formats import (FASTMRI, MAPS, DataFormatError, atomic_h5, dataset, expect_shape, file_format, open_h5,
-                      probe_end, sidecar_path, str_attr, write_complex)
+                      probe_end, require_format, sidecar_path, str_attr, write_complex)
 from .masks import MaskFunc
 from .splits import Source
 from .transforms import make_item
@@ -117,8 +117,7 @@ class FastMRIDataset(H5Dataset):
 
     def _scan(self, path: Path) -> FileEntry:
         with open_h5(path) as f:
-            if file_format(f) != FASTMRI:
-                raise DataFormatError(f"{path}: layout {file_format(f)!r}, expected fastMRI (4D 'kspace')")
+            require_format(f, FASTMRI)
             k = dataset(f, "kspace", (4,))
             nslices, coils, h, w = k.shape
             probe_end(k)

@@ -65,6 +65,14 @@ def file_format(f: h5py.File) -> str:
                           f"keys: {sorted(f.keys())})")
 
 
+def require_format(f: h5py.File, expected: str) -> None:
+    """Raises DataFormatError unless the open file has the ``expected`` layout."""
+    got = file_format(f)
+    if got != expected:
+        hint = f" (attr {FORMAT_ATTR})" if expected != FASTMRI else " (a 4D 'kspace' dataset)"
+        raise DataFormatError(f"{f.filename}: layout {got!r}, expected {expected!r}{hint}")
+
+
 def dataset(f: h5py.File, key: str, ndims: Sequence[int], *, complex_: bool | None = True) -> h5py.Dataset:
     """The dataset ``key`` after checking it exists, has one of ``ndims`` dims and the dtype kind."""
     if key not in f:

@@ -20,7 +20,7 @@ import torch
 
 from .espirit import espirit_maps
 from .formats import (FASTMRI, FORMAT_ATTR, MAPS, DataFormatError, atomic_h5, dataset, file_format, open_h5,
-                      sidecar_path, str_attr)
+                      require_format, sidecar_path, str_attr)
 from .splits import Source, resolve_files
 
 
@@ -63,8 +63,7 @@ def compute_sidecar(path: Path, side: Path, *, espirit: dict[str, Any], device: 
                     on_slices: Callable[[int], None] | None = None) -> None:
     """Computes the maps of one fastMRI file slice batch by slice batch and writes ``side``."""
     with open_h5(path) as f:
-        if file_format(f) != FASTMRI:
-            raise DataFormatError(f"{path}: layout {file_format(f)!r}; maps sidecars are for fastMRI files")
+        require_format(f, FASTMRI)
         k = dataset(f, "kspace", (4,))
         params = dict(espirit)
         if "mask" in f:  # undersampled test file: calibrate on its fully sampled center only
@@ -110,8 +109,7 @@ def compute_maps(source: Source, out_dir: str | Path | None = None, *, overwrite
             continue
         try:
             with open_h5(path) as f:
-                if file_format(f) != FASTMRI:
-                    raise DataFormatError(f"layout {file_format(f)!r} is not fastMRI")
+                require_format(f, FASTMRI)
                 todo.append((path, side, dataset(f, "kspace", (4,)).shape[0]))
         except DataFormatError as exc:
             report.failed.append((path, str(exc)))

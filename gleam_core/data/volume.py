@@ -27,8 +27,8 @@ import torch
 
 from ..ops import ifftnc, zero_filled
 from .base import FileEntry, H5Dataset
-from .formats import (FORMAT_ATTR, FORMAT_VERSION, VOL3D, DataFormatError, atomic_h5, dataset, expect_shape,
-                      file_format, open_h5, probe_end, str_attr, write_complex)
+from .formats import (FORMAT_ATTR, FORMAT_VERSION, VOL3D, atomic_h5, dataset, expect_shape, open_h5, probe_end,
+                      require_format, str_attr, write_complex)
 from .masks import MaskFunc
 from .splits import Source
 from .transforms import make_item
@@ -48,8 +48,7 @@ class Volume3DDataset(H5Dataset):
 
     def _scan(self, path: Path) -> FileEntry:
         with open_h5(path) as f:
-            if file_format(f) != VOL3D:
-                raise DataFormatError(f"{path}: layout {file_format(f)!r}, expected '{VOL3D}' (attr {FORMAT_ATTR})")
+            require_format(f, VOL3D)
             k = dataset(f, "kspace", (4,))
             coils, d, h, w = k.shape
             m = dataset(f, "maps", (5,))

@@ -15,14 +15,7 @@ using gleam::masks::poisson_disc;
 namespace {
 
 PoissonDiscOptions opts(int64_t ny, int64_t nx, double acc, int64_t calib, uint64_t seed) {
-  PoissonDiscOptions o;
-  o.ny = ny;
-  o.nx = nx;
-  o.acceleration = acc;
-  o.calib_y = calib;
-  o.calib_x = calib;
-  o.seed = seed;
-  return o;
+  return PoissonDiscOptions{ny, nx, acc, calib, calib, seed};
 }
 
 int64_t count(const std::vector<uint8_t>& m) {

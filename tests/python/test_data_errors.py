@@ -102,7 +102,7 @@ def test_empty_and_missing_sources(tmp_path):
 
 def test_wrong_format_for_reader(tmp_path):
     D.write_synthetic(tmp_path, D.SynthConfig("cine", (4, 16, 16), 2), 1, 0, progress=False)
-    with pytest.raises(D.DataFormatError, match="layout 'cine', expected fastMRI"):
+    with pytest.raises(D.DataFormatError, match="layout 'cine', expected 'fastmri'"):
         D.FastMRIDataset(next(tmp_path.glob("*.h5")), verbose=False)
     with pytest.raises(D.DataFormatError, match="expected 'vol3d'"):
         D.Volume3DDataset(next(tmp_path.glob("*.h5")), verbose=False)

@@ -7,7 +7,6 @@ import torch
 
 import gleam_core.data as D
 from gleam_core.cli.data import main
-from gleam_core.data import phantoms
 from gleam_core.data.synthetic import SynthConfig, synth_volume
 from gleam_core.ops import fftnc, ifftnc
 
