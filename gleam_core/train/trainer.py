@@ -97,7 +97,7 @@ class Trainer:
             self.iteration = state["iteration"]
         self.saved_iteration = self.iteration if state is not None else None
         self.log = MetricsLog(self.run_dir, spec.logging, resume_from=self.iteration if state is not None else None)
-        self.last_val: dict | None = None
+        self.last_val: dict | None = state.get("last_val") if state is not None else None
 
     def _open_run_dir(self, resume: bool) -> dict | None:
         """Creates or checks the run directory; returns the checkpoint to resume from."""
@@ -112,12 +112,11 @@ class Trainer:
         if latest is None:
             raise RuntimeError(f"--resume: no checkpoint in {str(self.run_dir / 'checkpoints')!r} to resume from")
         state = load_checkpoint(latest)
-        saved = parse_spec(state["spec"]) if "spec" in state else None
-        if saved is not None:
-            for section in ("model", "strategy", "data", "masks", "loss", "optimizer", "seed"):
-                if getattr(saved, section) != getattr(self.spec, section):
-                    raise SpecError(section, f"differs from the run being resumed ({latest}); a resumed run must "
-                                             "keep the data, model, strategy, loss, optimizer and seed")
+        saved = parse_spec(state["spec"])
+        for section in ("model", "strategy", "data", "masks", "loss", "optimizer", "seed"):
+            if getattr(saved, section) != getattr(self.spec, section):
+                raise SpecError(section, f"differs from the run being resumed ({latest}); a resumed run must "
+                                         "keep the data, model, strategy, loss, optimizer and seed")
         atomic_write_text(spec_file, spec_to_yaml(self.spec))
         print(f"resuming {self.run_dir} from {latest.name} (iteration {state['iteration']})", file=self.out)
         return state

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from gleam_core.train.checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint
-from gleam_core.train.schema import to_dict
+from gleam_core.train.schema import SpecError, to_dict
 from gleam_core.train.trainer import Trainer, TrainingDiverged
 from test_models_unrolled import single_thread  # noqa: F401  (fixture)
 from test_train_strategies import tiny_spec
@@ -115,3 +115,11 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in list_checkpoints(run)] == ["iter_00000004.pt"]
     state = load_checkpoint(latest_checkpoint(run))
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_resume_refuses_a_different_model(tmp_path):
+    Trainer(tiny_spec(tmp_path, iterations=4)).run()
+    with pytest.raises(SpecError, match="'model'.*differs from the run being resumed"):
+        Trainer(tiny_spec(tmp_path, "model.unrolls=4", iterations=8), resume=True)
+    longer = Trainer(tiny_spec(tmp_path, iterations=8), resume=True)  # a longer schedule is fine
+    assert longer.iteration == 4
