@@ -39,6 +39,12 @@ class MaskedDataset(Dataset):
         """Selects the training masks of ``epoch`` (no effect with fixed masks)."""
         self.epoch = int(epoch)
 
+    def check_mask(self, shape: tuple[int, ...]) -> None:
+        """Draws one mask for items of spatial ``shape``, so that a mask spec that cannot work
+        with it (an unreachable acceleration, say) fails when the dataset is built."""
+        if self.mask_func is not None:
+            self.mask_func(shape, 0)
+
     def mask_for(self, shape: tuple[int, ...], index: int, name: str) -> Tensor:
         """The compact mask (1, *S') of item ``index`` with spatial shape ``shape``."""
         if self.mask_func is None:
@@ -89,6 +95,8 @@ class H5Dataset(MaskedDataset):
             reasons = "; ".join(f"{p.name}: {why}" for p, why in self.skipped)
             raise ValueError(f"{type(self).__name__}: no usable files in {source!s}" + (f" ({reasons})" if reasons else ""))
         self.index = [(e, j) for e, entry in enumerate(self.entries) for j in range(entry.items)]
+        for shape in {e.kspace_shape[1:] for e in self.entries if not e.info.get("undersampled")}:
+            self.check_mask(shape)
         if verbose:
             print(self.summary(), file=sys.stderr)
 

@@ -166,6 +166,8 @@ class SyntheticDataset(MaskedDataset):
         if mode not in ("volume", "slices") or (mode == "slices" and kind != "knee3d"):
             raise ValueError(f"mode must be 'volume' (or 'slices' for knee3d), got {mode!r} for kind {kind!r}")
         self.n, self.mode = n, mode
+        size = self.cfg.size
+        self.check_mask(size[1:] if mode == "slices" else size)
         self._cache: tuple[int, Tensor, Tensor] | None = None  # last hybrid knee3d volume (slice mode)
 
     def __len__(self) -> int:
