@@ -1,13 +1,16 @@
 """Which files a dataset reads: directories, file lists, explicit paths; deterministic splits.
 
 A *source* is a directory (its ``*.h5`` files, recursively, sorted; maps sidecars
-``*.maps.h5`` are not data and are left out), a text file (``.txt``/``.lst``: one path per
-line, relative to the list's folder; ``#`` starts a comment), an ``.h5`` file, or a list of
-these. Other files found in a directory are reported as skipped, with the reason.
+``*.maps.h5`` are not data and are left out), a glob pattern (``data/*/train/*.h5``, ``**``
+allowed), a text file (``.txt``/``.lst``: one path per line, relative to the list's folder;
+``#`` starts a comment), an ``.h5`` file, or a list of these. Other files found in a
+directory are reported as skipped, with the reason; directories and globs are scans (bad
+files may be skipped), files and lists name their files explicitly.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from collections.abc import Sequence
@@ -35,7 +38,8 @@ def _from_list(path: Path) -> list[Path]:
 
 
 def resolve_files(source: Source) -> tuple[list[Path], list[tuple[Path, str]], bool]:
-    """Returns (data files, skipped (path, reason) pairs, whether every file was named explicitly).
+    """Returns (data files without repeats, skipped (path, reason) pairs, whether every file was
+    named explicitly).
 
     Raises ValueError for a path that does not exist or a directory without data files.
     """
@@ -50,7 +54,14 @@ def resolve_files(source: Source) -> tuple[list[Path], list[tuple[Path, str]], b
     explicit = True
     for s in sources:
         p = Path(s)
-        if p.is_dir():
+        if not p.exists() and glob.has_magic(str(s)):
+            matches = [Path(m) for m in sorted(glob.glob(str(s), recursive=True))]
+            matches = [m for m in matches if m.is_file() and not m.name.endswith(SIDECAR_SUFFIX)]
+            if not matches:
+                raise ValueError(f"source pattern {s!s} matches no files")
+            explicit = False
+            files.extend(matches)
+        elif p.is_dir():
             explicit = False
             found = []
             for q in sorted(p.rglob("*")):
@@ -70,7 +81,8 @@ def resolve_files(source: Source) -> tuple[list[Path], list[tuple[Path, str]], b
             files.append(p)
         else:
             raise ValueError(f"source {p} does not exist (expected a directory, an .h5 file or a .txt file list)")
-    return files, skipped, explicit
+    unique = list({f.resolve(): f for f in files}.values())  # a file named twice is read once
+    return unique, skipped, explicit
 
 
 def split_files(files: Sequence[str | os.PathLike], val_fraction: float, seed: int = 0

@@ -148,6 +148,10 @@ def test_open_dataset_dispatch(tmp_path):
     assert isinstance(D.open_dataset(tmp_path / "c", verbose=False), D.CineDataset)
     assert isinstance(D.open_dataset(tmp_path / "v", mode="slices", verbose=False), D.Volume3DDataset)
     assert isinstance(D.open_dataset("synthetic:brain2d", n=2), D.SyntheticDataset)
+    both = D.Volume3DDataset([tmp_path / "v", str(tmp_path / "*" / "*.h5")], on_error="skip", verbose=False)
+    assert len(both) == 1 and len(both.skipped) == 1                  # read once; the cine file is not vol3d
+    with pytest.raises(ValueError, match="matches no files"):
+        D.open_dataset(str(tmp_path / "*.nothing"))
     with pytest.raises(ValueError, match="format"):
         D.open_dataset(tmp_path / "c", format="nifti")
 
