@@ -1,0 +1,13 @@
+"""``gleam_core.train``: training of unrolled networks from a validated spec.
+
+:mod:`.spec` (the ``gleam-train`` spec and its validation), :mod:`.strategies` (e2e,
+checkpoint, invertible, gleam), :mod:`.trainer` (the loop), :mod:`.checkpoints`,
+:mod:`.memory` (the saved-tensor meter), :mod:`.evaluation` (metrics per volume). See
+docs/training.md.
+"""
+
+from .checkpoints import load_model
+from .spec import Spec, load_spec, parse_spec
+from .trainer import Trainer, TrainingDiverged
+
+__all__ = ["Spec", "Trainer", "TrainingDiverged", "load_model", "load_spec", "parse_spec"]
