@@ -65,3 +65,25 @@ def test_invertible_reports_a_failing_inverse():
 def test_checkpoint_segment_must_divide_unrolls():
     with pytest.raises(ValueError, match="checkpoint.segment"):
         gradients("checkpoint", "pgd", CASES[0], unrolls=4, segment=3)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ["e2e", "checkpoint", "invertible"])
+def test_cuda_gradients_and_memory(name):
+    """On CUDA each whole-network strategy gives the CPU e2e gradients, and its step reports
+    an allocator peak (checkpoint and invertible below e2e)."""
+    ref, _ = gradients("e2e", "pgd", CASES[0])
+    torch.manual_seed(7)
+    net = UnrolledNet(tiny("pgd", unrolls=4, **CONTRACTIVE), "2d").double().cuda()
+    problem, target = problem_for(CASES[0], torch.complex128, seed=3)
+    problem, target = problem.to("cuda"), target.cuda()
+    options = {"options": InverseOptions(iters=200, tol=0.0)} if name == "invertible" else {}
+    strategy = STRATEGIES[name](net, complex_l1, OptimizerConfig(), 1, "cuda", **options)
+    complex_l1(strategy.forward_train(problem), target).backward()
+    got = torch.cat([p.grad.flatten() for p in net.parameters()]).cpu()
+    assert rel(got, ref) < (1e-6 if name != "invertible" else 1e-5)
+    peaks = {}
+    for n in ("e2e", name):
+        s = STRATEGIES[n](net, complex_l1, OptimizerConfig(), 1, "cuda", **(options if n == name else {}))
+        peaks[n] = s.train_step(problem, target).peak_memory
+    assert peaks["e2e"] > 0 and peaks[name] <= peaks["e2e"]
