@@ -62,6 +62,19 @@ class AlignedBuffer {
   size_t bytes_ = 0;
 };
 
+// Per-thread, grow-only scratch for FFT lines: allocated once per thread instead of once
+// per block and pass (the kernels call this thousands of times per op).
+template <typename U> U* thread_scratch(size_t count) {
+  thread_local std::unique_ptr<AlignedBuffer> buf;
+  thread_local size_t capacity = 0;
+  const size_t bytes = sizeof(U) * count;
+  if (bytes > capacity) {
+    buf = std::make_unique<AlignedBuffer>(bytes);
+    capacity = bytes;
+  }
+  return buf->as<U>();
+}
+
 template <typename T> class Layout {
  public:
   using C = std::complex<T>;
@@ -383,8 +396,7 @@ void transform_lines(const Layout<T>& L, int a, LineOp op, bool prune, const T* 
   const int64_t n = L.bn[a];
   const int64_t sa = L.block_stride(a);
   const fft::Plan<T>& plan = *L.plan[a];
-  AlignedBuffer scratch(sizeof(simd::CVec<V>) * size_t(n + L.max_work));
-  simd::CVec<V>* line = scratch.as<simd::CVec<V>>();
+  simd::CVec<V>* line = thread_scratch<simd::CVec<V>>(size_t(n + L.max_work));
   simd::CVec<V>* work = line + n;
   for (int64_t li = l0; li < l1; ++li) {
     const int64_t base = (li / sa) * n * sa + (li % sa);
