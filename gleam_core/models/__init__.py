@@ -9,12 +9,12 @@ from .channels import from_channels, to_channels
 from .config import DenoiserConfig, ModelConfig
 from .dc import CGDC, GradientStepDC
 from .denoisers import ResidualDenoiser, cnn_body, conv, resnet_body
-from .inverse import InverseOptions, invert_residual
+from .inverse import InverseOptions, invert_residual, solve_hpd
 from .problem import Problem, fft_ndim_of
 from .unrolled import Unroll, UnrollChain, UnrolledNet
 
 __all__ = [
     "CGDC", "DenoiserConfig", "GradientStepDC", "InverseOptions", "ModelConfig", "Problem", "ResidualDenoiser",
     "Unroll", "UnrollChain", "UnrolledNet", "cnn_body", "conv", "fft_ndim_of", "from_channels", "invert_residual",
-    "resnet_body", "to_channels",
+    "resnet_body", "solve_hpd", "to_channels",
 ]

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .inverse import InverseOptions, invert_residual
+from .inverse import InverseOptions, solve_hpd
 from .problem import Problem
 
 
@@ -27,8 +27,8 @@ def _scalar(module: nn.Module, name: str, value: float, learnable: bool) -> None
 class GradientStepDC(nn.Module):
     """``x -> x - t (A^H A x - A^H y)`` (fused ``SenseOp.gradient_step``) with step t learnable or fixed.
 
-    Invertible when ``0 < t * ||A^H A|| < 1``; the inverse is the fixed-point iteration
-    ``x <- y + t (A^H A x - A^H y)``, which converges at rate ``t * ||A^H A||``.
+    Invertible when ``0 < t * ||A^H A|| < 1``: then ``I - t A^H A`` is Hermitian positive
+    definite and the inverse solves ``(I - t A^H A) x = y - t A^H y`` by conjugate gradients.
     """
 
     def __init__(self, step: float, learnable: bool = True) -> None:
@@ -39,8 +39,8 @@ class GradientStepDC(nn.Module):
         return problem.op.gradient_step(x, self.step, ahy=problem.ahy)
 
     def inverse(self, y: Tensor, problem: Problem, options: InverseOptions) -> Tensor:
-        op, ahy, t = problem.op, problem.ahy, self.step
-        return invert_residual(lambda x: -t * (op.normal(x) - ahy), y, options)
+        op, t = problem.op, self.step
+        return solve_hpd(lambda x: x - t * op.normal(x), y - t * problem.ahy, y, options)
 
 
 class CGDC(nn.Module):

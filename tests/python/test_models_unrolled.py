@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gleam_core.models import (DenoiserConfig, InverseOptions, ModelConfig, Problem, UnrolledNet, from_channels,
-                               to_channels)
+                               invert_residual, solve_hpd, to_channels)
 from ops_cases import CASES, make, rel
 
 @pytest.fixture
@@ -143,3 +143,28 @@ def test_description_round_trip():
     again.load_state_dict(net.state_dict())
     assert again.description() == net.description()
     assert again.kind == "cine" and again.map_sets == 2
+
+
+def test_solve_hpd_and_fixed_point_safeguard():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 6, 6, dtype=torch.complex128, generator=g)
+    mats = q @ q.mH + 0.5 * torch.eye(6, dtype=torch.complex128)     # Hermitian positive definite
+    b = torch.randn(2, 6, dtype=torch.complex128, generator=g)
+    x = solve_hpd(lambda v: (mats @ v.unsqueeze(-1)).squeeze(-1), b, torch.zeros_like(b),
+                  InverseOptions(iters=20, tol=1e-12))
+    torch.testing.assert_close(x, torch.linalg.solve(mats, b))
+    y = torch.randn(3, 5, dtype=torch.complex128, generator=g)
+    contractive = invert_residual(lambda v: 0.5 * v.roll(1, -1), y, InverseOptions(iters=80, tol=0.0))
+    torch.testing.assert_close(contractive + 0.5 * contractive.roll(1, -1), y)
+    diverging = invert_residual(lambda v: 3.0 * v, y, InverseOptions(iters=2000, tol=0.0))
+    assert torch.isfinite(torch.view_as_real(diverging)).all()  # the best iterate, not an overflow
+
+
+def test_gradient_step_inverse_near_projection():
+    """t = 0.95: the fixed-point rate would be 0.95 per iteration; CG rebuilds the input."""
+    problem, _ = problem_for(CASES[0], torch.complex128)
+    dc = UnrolledNet(tiny("pgd", step=0.95, unrolls=1), "2d").double().unrolls[0].layers[0]
+    x = problem.ahy + torch.randn_like(problem.ahy)
+    with torch.no_grad():
+        y = dc(x, problem)
+    assert rel(dc.inverse(y, problem, InverseOptions(iters=60, tol=1e-14)), x) < 1e-8
