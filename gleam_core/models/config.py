@@ -23,6 +23,9 @@ class DenoiserConfig:
     conv: Literal["auto", "2d", "3d", "2+1d"] = "auto"
     bias: bool | None = None                                   # None: resnet yes, cnn no (MoDL)
     out_scale: float = field(default=1.0, metadata={"min": 0.0})
+    # Cap on f's Lipschitz constant (norm-bounded convs); below 1, x + f(x) is invertible by
+    # fixed-point iteration, which the invertible strategy relies on. None: unconstrained.
+    lipschitz: float | None = field(default=None, metadata={"min": 0.0})
 
 
 @dataclass

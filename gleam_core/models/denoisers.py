@@ -5,63 +5,80 @@
 conv" plus skip, ReLU, conv out) and ``cnn`` (MoDL: a plain stack of bias-free convs with
 ReLUs). Convolutions are Conv2d for (H, W) images and Conv3d for (D, H, W) volumes and
 (T, H, W) cine; cine may instead use factorized (2+1)D convs (spatial (1, k, k), ReLU,
-temporal (k, 1, 1)).
+temporal (k, 1, 1)). With ``lipschitz`` set, every convolution is norm-bounded so that f's
+Lipschitz constant is at most that value (:mod:`.lipschitz`); below 1, ``x + f(x)`` is
+invertible by fixed-point iteration.
 """
 
 from __future__ import annotations
+
+import math
 
 from torch import Tensor, nn
 
 from .channels import from_channels, to_channels
 from .inverse import InverseOptions, invert_residual
+from .lipschitz import bound_conv, raw_weight, resnet_conv_bound
 from .problem import Problem
 
 CONVS = ("2d", "3d", "2+1d")
 
 
-def conv(kind: str, cin: int, cout: int, kernel_size: int, bias: bool) -> nn.Module:
-    """A 'same'-padded convolution: ``kind`` is "2d", "3d" or "2+1d" (factorized 3D)."""
+def conv(kind: str, cin: int, cout: int, kernel_size: int, bias: bool, bound: float | None = None) -> nn.Module:
+    """A 'same'-padded convolution: ``kind`` is "2d", "3d" or "2+1d" (factorized 3D); ``bound``
+    caps its Lipschitz constant (for 2+1d, sqrt(bound) per factor)."""
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be a positive odd int (same padding), got {kernel_size!r}")
     p = kernel_size // 2
     if kind == "2d":
-        return nn.Conv2d(cin, cout, kernel_size, padding=p, bias=bias)
-    if kind == "3d":
-        return nn.Conv3d(cin, cout, kernel_size, padding=p, bias=bias)
-    if kind == "2+1d":
-        return nn.Sequential(nn.Conv3d(cin, cout, (1, kernel_size, kernel_size), padding=(0, p, p), bias=bias),
-                             nn.ReLU(),
-                             nn.Conv3d(cout, cout, (kernel_size, 1, 1), padding=(p, 0, 0), bias=bias))
-    raise ValueError(f"conv kind must be one of {CONVS}, got {kind!r}")
+        layer: nn.Module = nn.Conv2d(cin, cout, kernel_size, padding=p, bias=bias)
+    elif kind == "3d":
+        layer = nn.Conv3d(cin, cout, kernel_size, padding=p, bias=bias)
+    elif kind == "2+1d":
+        layer = nn.Sequential(nn.Conv3d(cin, cout, (1, kernel_size, kernel_size), padding=(0, p, p), bias=bias),
+                              nn.ReLU(),
+                              nn.Conv3d(cout, cout, (kernel_size, 1, 1), padding=(p, 0, 0), bias=bias))
+        bound = None if bound is None else math.sqrt(bound)
+    else:
+        raise ValueError(f"conv kind must be one of {CONVS}, got {kind!r}")
+    if bound is not None:
+        bound_conv(layer, bound)
+    return layer
 
 
 class ResBlock(nn.Module):
     """``x + conv(relu(conv(relu(x))))``, F channels in and out."""
 
-    def __init__(self, kind: str, features: int, kernel_size: int, bias: bool) -> None:
+    def __init__(self, kind: str, features: int, kernel_size: int, bias: bool, bound: float | None = None) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.ReLU(), conv(kind, features, features, kernel_size, bias),
-                                  nn.ReLU(), conv(kind, features, features, kernel_size, bias))
+        self.body = nn.Sequential(nn.ReLU(), conv(kind, features, features, kernel_size, bias, bound),
+                                  nn.ReLU(), conv(kind, features, features, kernel_size, bias, bound))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
 
 
-def resnet_body(kind: str, channels: int, features: int, blocks: int, kernel_size: int, bias: bool = True) -> nn.Module:
-    """conv(channels -> F), ``blocks`` x ResBlock(F), ReLU, conv(F -> channels)."""
-    return nn.Sequential(conv(kind, channels, features, kernel_size, bias),
-                         *[ResBlock(kind, features, kernel_size, bias) for _ in range(blocks)],
-                         nn.ReLU(), conv(kind, features, channels, kernel_size, bias))
+def resnet_body(kind: str, channels: int, features: int, blocks: int, kernel_size: int, bias: bool = True,
+                lipschitz: float | None = None) -> nn.Module:
+    """conv(channels -> F), ``blocks`` x ResBlock(F), ReLU, conv(F -> channels); ``lipschitz``
+    caps the body's Lipschitz constant."""
+    b = None if lipschitz is None else resnet_conv_bound(lipschitz, blocks)
+    return nn.Sequential(conv(kind, channels, features, kernel_size, bias, b),
+                         *[ResBlock(kind, features, kernel_size, bias, b) for _ in range(blocks)],
+                         nn.ReLU(), conv(kind, features, channels, kernel_size, bias, b))
 
 
-def cnn_body(kind: str, channels: int, features: int, layers: int, kernel_size: int, bias: bool = False) -> nn.Module:
-    """MoDL's denoiser: ``layers`` convs (channels -> F, (layers-2) x F -> F, F -> channels) with ReLUs."""
+def cnn_body(kind: str, channels: int, features: int, layers: int, kernel_size: int, bias: bool = False,
+             lipschitz: float | None = None) -> nn.Module:
+    """MoDL's denoiser: ``layers`` convs (channels -> F, (layers-2) x F -> F, F -> channels) with
+    ReLUs; ``lipschitz`` caps the body's Lipschitz constant."""
     if layers < 2:
         raise ValueError(f"a cnn denoiser needs at least 2 layers, got {layers!r}")
-    mods: list[nn.Module] = [conv(kind, channels, features, kernel_size, bias), nn.ReLU()]
+    b = None if lipschitz is None else lipschitz ** (1.0 / layers)
+    mods: list[nn.Module] = [conv(kind, channels, features, kernel_size, bias, b), nn.ReLU()]
     for _ in range(layers - 2):
-        mods += [conv(kind, features, features, kernel_size, bias), nn.ReLU()]
-    mods.append(conv(kind, features, channels, kernel_size, bias))
+        mods += [conv(kind, features, features, kernel_size, bias, b), nn.ReLU()]
+    mods.append(conv(kind, features, channels, kernel_size, bias, b))
     return nn.Sequential(*mods)
 
 
@@ -84,7 +101,7 @@ class ResidualDenoiser(nn.Module):
         self.body = body
         if out_scale != 1.0:
             last = _last_conv(body)
-            last.weight.data.mul_(out_scale)
+            raw_weight(last).data.mul_(out_scale)
             if last.bias is not None:
                 last.bias.data.mul_(out_scale)
 

@@ -62,10 +62,10 @@ def _denoiser(config: ModelConfig, kind: str, map_sets: int) -> ResidualDenoiser
     conv_kind = config.conv_kind(kind)
     if d.type == "resnet":
         body = resnet_body(conv_kind, 2 * map_sets, d.features, d.blocks, d.kernel_size,
-                           True if d.bias is None else d.bias)
+                           True if d.bias is None else d.bias, d.lipschitz)
     else:
         body = cnn_body(conv_kind, 2 * map_sets, d.features, d.layers, d.kernel_size,
-                        False if d.bias is None else d.bias)
+                        False if d.bias is None else d.bias, d.lipschitz)
     return ResidualDenoiser(body, d.out_scale)
 
 
