@@ -98,7 +98,6 @@ class Gleam(Strategy):
         self.units = [GleamUnit(m, chain, loss_fn, optim, total, self.lanes[m % len(self.lanes)])
                       for m, chain in enumerate(model.split(modules))]
         self.overlap = len(self.lanes) > 1 if overlap == "auto" else overlap
-        self._all_params = list(model.parameters())
 
     @property
     def num_modules(self) -> int:
@@ -144,7 +143,6 @@ class Gleam(Strategy):
                     pending = None
             if pending is not None:
                 update(*pending)
-            del pending, out
             for lane in self.lanes:
                 lane.join_default()
         memory = [u.meter.peak for u in self.units] if step_meter is not None else None
