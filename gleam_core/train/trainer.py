@@ -64,11 +64,12 @@ class Trainer:
     Args:
         spec: a validated spec.
         resume: continue from the latest checkpoint in ``spec.output`` (which must exist).
-        out: where the final summary and notices go (the progress bar writes to stderr).
+        out: where the final summary and notices go (default: sys.stdout at construction; the
+            progress bar writes to stderr).
     """
 
-    def __init__(self, spec: Spec, resume: bool = False, out: TextIO = sys.stdout) -> None:
-        self.spec, self.out = spec, out
+    def __init__(self, spec: Spec, resume: bool = False, out: TextIO | None = None) -> None:
+        self.spec, self.out = spec, out if out is not None else sys.stdout
         self.run_dir = Path(spec.output)
         self.device = parse_device(spec.device, "device")
         if spec.threads is not None:
