@@ -190,7 +190,7 @@ def test_lipschitz_bound_holds_and_inverts(body, conv):
     worst = 0.0
     for _ in range(40):
         ratio = torch.linalg.vector_norm(den.residual(x + delta) - den.residual(x)) / torch.linalg.vector_norm(delta)
-        worst = max(worst, float(ratio))
+        worst = max(worst, float(ratio.detach()))
         opt.zero_grad()
         (-ratio).backward()
         opt.step()
