@@ -33,15 +33,22 @@ def trained(tmp_path_factory):
     return root, files
 
 
-def own_volume_psnr(run, path) -> tuple[float, float]:
-    """PSNR of the network's and the zero-filled reconstruction of one file, computed here."""
+def own_reconstruction(run, path):
+    """The run's network applied here to all slices of one file (with the run's fixed masks):
+    reconstruction, problem, target and the slices' scales (S, 1, 1, 1)."""
     model, state = load_model(run)
     ds = FastMRIDataset(str(path), mask=state["spec"]["masks"], fixed_masks=True, verbose=False)
     items = [ds[i] for i in range(len(ds))]
     problem, target = batch_problem(collate(items), "2d", torch.device("cpu"))
-    scale = torch.tensor([it["meta"]["scale"] for it in items]).reshape(-1, 1, 1, 1)
     with torch.no_grad():
-        recon = model(problem) / scale
+        recon = model(problem)
+    return recon, problem, target, torch.tensor([it["meta"]["scale"] for it in items]).reshape(-1, 1, 1, 1)
+
+
+def own_volume_psnr(run, path) -> tuple[float, float]:
+    """PSNR of the network's and the zero-filled reconstruction of one file, computed here."""
+    recon, problem, target, scale = own_reconstruction(run, path)
+    recon = recon / scale
     target, zf = target / scale, problem.ahy / scale
     return float(metrics.psnr(recon[None], target[None])), float(metrics.psnr(zf[None], target[None]))
 
@@ -75,12 +82,8 @@ def test_recon_writes_submission_layout(trained, tmp_path, capsys):
     root, files = trained
     out = tmp_path / "recons"
     assert recon_main(["--checkpoint", str(root / "run"), "--in", str(root / "data"), "--out", str(out)]) == 0
-    model, state = load_model(root / "run")
-    ds = FastMRIDataset(str(files[0]), mask=state["spec"]["masks"], fixed_masks=True, verbose=False)
-    items = [ds[i] for i in range(len(ds))]
-    problem, _ = batch_problem(collate(items), "2d", torch.device("cpu"))
-    with torch.no_grad():
-        expected = model(problem).abs()[:, 0] / torch.tensor([it["meta"]["scale"] for it in items]).reshape(-1, 1, 1)
+    recon, _, _, scale = own_reconstruction(root / "run", files[0])
+    expected = (recon / scale).abs()[:, 0]
     with h5py.File(out / files[0].name) as f:
         rec = torch.from_numpy(f["reconstruction"][()])
     assert rec.dtype == torch.float32 and rec.shape == (3, 32, 32)
