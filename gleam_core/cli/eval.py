@@ -45,10 +45,8 @@ def table(rows: list[dict]) -> str:
 
 
 def evaluate(args: argparse.Namespace) -> tuple[list[dict], Path]:
-    import yaml
-
     from ..train.checkpoints import load_model, resolve_checkpoint
-    from ..train.datasets import Limited, build_dataset
+    from ..train.datasets import Limited, build_dataset, masks_option
     from ..train.evaluation import reconstruct_volumes
     from ..train.spec import parse_source, parse_spec
     from ..train.strategies import parse_device
@@ -58,7 +56,7 @@ def evaluate(args: argparse.Namespace) -> tuple[list[dict], Path]:
     model, state = load_model(ckpt, device)
     spec = parse_spec(state["spec"])
     source = parse_source(args.data, "--data") if args.data else spec.data.val
-    masks = yaml.safe_load(args.masks) if args.masks else spec.masks
+    masks = masks_option(args.masks, spec.masks)
     dataset = build_dataset(source, model.kind, masks, spec.seed, train=False, key="--data")
     if args.limit is not None:
         dataset = Limited(dataset, args.limit)

@@ -29,13 +29,12 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> list[Path]:
     import h5py
-    import yaml
-
     from ..metrics import center_crop
     from ..train.atomic import atomic_path
     from ..train.checkpoints import load_model, resolve_checkpoint
-    from ..train.datasets import build_dataset
-    from ..train.evaluation import magnitude, reconstruct_volumes
+    from ..train.datasets import build_dataset, masks_option
+    from ..ops import rss
+    from ..train.evaluation import reconstruct_volumes
     from ..train.figures import comparison, save_png
     from ..train.spec import parse_source, parse_spec
     from ..train.strategies import parse_device
@@ -44,13 +43,14 @@ def run(args: argparse.Namespace) -> list[Path]:
     model, state = load_model(resolve_checkpoint(args.checkpoint), device)
     spec = parse_spec(state["spec"])
     source = parse_source(args.inp, "--in")
-    masks = yaml.safe_load(args.masks) if args.masks else spec.masks
-    dataset = build_dataset(source, model.kind, masks, spec.seed, train=False, key="--in")
+    masks = masks_option(args.masks, spec.masks)
+    dataset = build_dataset(source, model.kind, masks, spec.seed, train=False, key="--in", need_target=False)
     out = Path(args.out)
+    _check_outputs(dataset, out)
     written = []
     for vol in reconstruct_volumes(model, dataset, model.kind, device, args.batch_size):
         name = Path(vol.file.split(":")[-1]).name
-        image = magnitude(vol.recon)              # (slices, H, W) for 2D; (1, *S) for 3D and cine
+        image = rss(vol.recon, dim=1)             # map sets combined: (slices, H, W) for 2D; (1, *S) for 3D and cine
         if model.kind != "2d":
             image = image[0]
         crop = vol.crop()
@@ -69,6 +69,21 @@ def run(args: argparse.Namespace) -> list[Path]:
     if not written:
         raise ValueError(f"--in: no items found in {args.inp!r}")
     return written
+
+
+def _check_outputs(dataset, out: Path) -> None:
+    """Refuses outputs that would replace an input file or each other (inputs of one name in
+    different folders), before any work."""
+    inputs = [e.path for e in getattr(dataset, "entries", [])]
+    resolved = {p.resolve() for p in inputs}
+    seen: dict[str, Path] = {}
+    for p in inputs:
+        if (out / p.name).resolve() in resolved:
+            raise ValueError(f"--out: writing {out / p.name} would overwrite the input {p}; choose another directory")
+        if p.name in seen:
+            raise ValueError(f"--in: {seen[p.name]} and {p} would both be written to {out / p.name}; "
+                             "reconstruct them into separate --out directories")
+        seen[p.name] = p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from ..data import open_dataset
+from ..data import mask_from_spec, open_dataset
 from ..data.open import SYNTHETIC_PREFIX
 from .schema import SpecError
 from .spec import DataConfig, DataSource
@@ -38,8 +39,11 @@ class Limited(Dataset):
             self.dataset.set_epoch(epoch)
 
 
-def build_dataset(src: DataSource, kind: str, masks: dict, seed: int, *, train: bool, key: str) -> Dataset:
-    """The dataset of one source; ``key`` ("data.train"/"data.val") names it in errors."""
+def build_dataset(src: DataSource, kind: str, masks: dict, seed: int, *, train: bool, key: str,
+                  need_target: bool = True) -> Dataset:
+    """The dataset of one source; ``key`` ("data.train"/"data.val") names it in errors.
+    ``need_target``: refuse files acquired undersampled (no fully sampled target to train or
+    score against, e.g. fastMRI test files); only reconstruction accepts them."""
     common = {"mask": masks, "fixed_masks": not train}
     try:
         if src.synthetic is not None:
@@ -60,6 +64,8 @@ def build_dataset(src: DataSource, kind: str, masks: dict, seed: int, *, train: 
         raise SpecError(f"{key}", str(exc)) from exc
     if len(dataset) == 0:
         raise SpecError(where, "the dataset has no items")
+    if need_target:
+        _require_targets(dataset, key)
     if src.limit is not None:
         dataset = Limited(dataset, src.limit)
     item_kind = dataset[0]["meta"]["kind"]
@@ -67,6 +73,31 @@ def build_dataset(src: DataSource, kind: str, masks: dict, seed: int, *, train: 
         raise SpecError("data.kind", f"got {kind!r}, but {key} yields {item_kind!r} items (set data.kind: "
                                      f"{item_kind} or choose matching data)")
     return dataset
+
+
+def masks_option(text: str | None, default: dict, key: str = "--masks") -> dict:
+    """A mask spec given on a command line as YAML (``{type: random, accelerations: [4], ...}``),
+    validated; ``default`` (the run's masks) when ``text`` is None."""
+    if text is None:
+        return default
+    try:
+        masks = yaml.safe_load(text)
+        mask_from_spec(masks)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        raise SpecError(key, f"{text!r} is not a valid mask spec: {exc}") from exc
+    if not isinstance(masks, dict):
+        raise SpecError(key, f"expected a YAML mapping such as '{{type: random, accelerations: [4]}}', got {text!r}")
+    return masks
+
+
+def _require_targets(dataset: Dataset, key: str) -> None:
+    entries = getattr(dataset, "entries", [])
+    undersampled = [e.path.name for e in entries if e.info.get("undersampled")]
+    if undersampled:
+        shown = ", ".join(undersampled[:5]) + (f" and {len(undersampled) - 5} more" if len(undersampled) > 5 else "")
+        raise SpecError(key, f"{len(undersampled)} file(s) were acquired undersampled and have no fully sampled "
+                             f"target to train or score against: {shown} (fastMRI test files can only be "
+                             "reconstructed, with gleam-recon)")
 
 
 def val_loader(dataset: Dataset, cfg: DataConfig, collate: Callable) -> DataLoader:

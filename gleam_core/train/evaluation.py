@@ -14,12 +14,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .. import metrics
+from .. import metrics, ops
 from ..data import collate
 from ..models import Problem, fft_ndim_of
-
-METRICS = ("psnr", "psnr_mag", "ssim", "nrmse")
-
 
 def batch_problem(batch: dict, kind: str, device: torch.device) -> tuple[Problem, Tensor | None]:
     """The :class:`Problem` of a collated batch and its target (B, M, *S) (None for items acquired
@@ -31,10 +28,13 @@ def batch_problem(batch: dict, kind: str, device: torch.device) -> tuple[Problem
 
 
 def image_metrics(pred: Tensor, target: Tensor, crop: tuple[int, int] | None = None) -> dict[str, Tensor]:
-    """Per scan (B,): complex PSNR, magnitude PSNR, SSIM and NRMSE of complex (B, ...) images."""
+    """Per scan (B,) of complex (B, M, *S) images: complex PSNR and NRMSE over all map sets, and
+    magnitude PSNR and SSIM of the root-sum-of-squares over the M sets (the image gleam-recon
+    writes; for M = 1 simply the magnitude)."""
+    pred_mag, target_mag = ops.rss(pred, dim=1), ops.rss(target, dim=1)
     return {"psnr": metrics.psnr(pred, target, crop=crop),
-            "psnr_mag": metrics.psnr(pred, target, crop=crop, magnitude=True),
-            "ssim": metrics.ssim(pred, target, crop=crop),
+            "psnr_mag": metrics.psnr(pred_mag, target_mag, crop=crop),
+            "ssim": metrics.ssim(pred_mag, target_mag, crop=crop),
             "nrmse": metrics.nrmse(pred, target, crop=crop)}
 
 
@@ -99,9 +99,3 @@ def reconstruct_volumes(reconstruct: Callable[[Problem], Tensor], dataset: Datas
                 parts["meta"].append(meta)
     if current is not None:
         yield flush()
-
-
-def magnitude(x: Tensor) -> Tensor:
-    """Root-sum-of-squares over the map-set axis 1: (N, M, *S) complex -> (N, *S) real."""
-    return x.abs().square().sum(1).sqrt()
-

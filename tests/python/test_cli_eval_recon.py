@@ -101,3 +101,43 @@ def test_cli_errors(trained, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert eval_main(["--run", str(tmp_path)]) == 2
     assert "has no checkpoints" in capsys.readouterr().err
+
+
+def test_recon_refuses_to_overwrite_inputs(trained, capsys):
+    root, files = trained
+    before = files[0].read_bytes()
+    assert recon_main(["--checkpoint", str(root / "run"), "--in", str(root / "data"), "--out",
+                       str(root / "data"), "--no-figures"]) == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert files[0].read_bytes() == before
+
+
+def test_masks_option_errors_name_the_option(trained, tmp_path, capsys):
+    root, _ = trained
+    for bad in ("{type: random, accelerations: [4", "{type: nonsense}", "[4]"):
+        assert eval_main(["--run", str(root / "run"), "--masks", bad, "--out", str(tmp_path / "e.csv")]) == 2
+        assert "'--masks'" in capsys.readouterr().err
+
+
+def test_eval_refuses_files_without_target_but_recon_reads_them(trained, tmp_path, capsys):
+    """A fastMRI test file (acquired undersampled, in-file mask, no target) cannot be scored;
+    gleam-eval says which file, gleam-recon reconstructs it with its own mask."""
+    import numpy as np
+
+    from test_data_helpers import coil_data, write_fastmri_by_hand
+
+    root, _ = trained
+    kspace, maps = coil_data(2, 4, 32, 32, seed=3)
+    mask = np.zeros(32, dtype=np.float32)
+    mask[::4] = 1
+    mask[14:18] = 1
+    write_fastmri_by_hand(tmp_path / "test_file.h5", kspace, first=0, end=32, mask=mask, maps=maps[:, :, None])
+    assert eval_main(["--run", str(root / "run"), "--data", str(tmp_path / "test_file.h5"), "--out",
+                      str(tmp_path / "e.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "test_file.h5" in err and "no fully sampled target" in err
+    out = tmp_path / "recons"
+    assert recon_main(["--checkpoint", str(root / "run"), "--in", str(tmp_path / "test_file.h5"), "--out", str(out),
+                       "--no-figures"]) == 0
+    with h5py.File(out / "test_file.h5") as f:
+        assert f["reconstruction"].shape[0] == 2 and np.isfinite(f["reconstruction"][()]).all()
