@@ -25,7 +25,7 @@ class DenoiserConfig:
     out_scale: float = field(default=1.0, metadata={"min": 0.0})
     # Cap on f's Lipschitz constant (norm-bounded convs); below 1, x + f(x) is invertible by
     # fixed-point iteration, which the invertible strategy relies on. None: unconstrained.
-    lipschitz: float | None = field(default=None, metadata={"min": 0.0})
+    lipschitz: float | None = field(default=None, metadata={"above": 0.0})
 
 
 @dataclass

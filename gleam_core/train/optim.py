@@ -31,11 +31,11 @@ class SchedulerConfig:
 @dataclass
 class OptimizerConfig:
     name: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = field(default=1e-3, metadata={"min": 0.0})
+    lr: float = field(default=1e-3, metadata={"above": 0.0})
     weight_decay: float = field(default=0.0, metadata={"min": 0.0})
     betas: tuple[float, float] = (0.9, 0.999)
     momentum: float = field(default=0.9, metadata={"min": 0.0})   # sgd only
-    grad_clip: float | None = None                                 # max global gradient norm
+    grad_clip: float | None = field(default=None, metadata={"above": 0.0})  # max global gradient norm
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 

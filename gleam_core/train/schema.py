@@ -4,7 +4,8 @@
 problem as a :class:`SpecError` naming the full key path, the value and what is allowed.
 Field types understood: dataclasses, ``Literal``, ``int``, ``float``, ``bool``, ``str``, ``dict``
 (free-form), ``list[X]``, ``tuple[X, ...]``/``tuple[X, Y]``, unions with ``None`` and other
-alternatives. Field metadata: ``min`` (inclusive lower bound), ``odd`` (odd ints only).
+alternatives. Field metadata: ``min`` (inclusive lower bound), ``above`` (exclusive lower bound), ``odd``
+(odd ints only).
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ def _check_metadata(f: dataclasses.Field, value: Any, key: str) -> None:
     lo = f.metadata.get("min")
     if lo is not None and value < lo:
         raise SpecError(key, f"got {_show(value)}, expected a value >= {lo}")
+    above = f.metadata.get("above")
+    if above is not None and value <= above:
+        raise SpecError(key, f"got {_show(value)}, expected a value > {above}")
     if f.metadata.get("odd") and value % 2 == 0:
         raise SpecError(key, f"got {_show(value)}, expected an odd number")
 

@@ -48,6 +48,9 @@ def test_unknown_key():
     ("gleam.overlap=sometimes", "gleam.overlap", "expected true/false or one of 'auto'"),
     ("optimizer.betas=[0.9]", "optimizer.betas", "expected exactly 2"),
     ("data=3", "data", "expected a mapping"),
+    ("optimizer.grad_clip=-1", "optimizer.grad_clip", "expected a value > 0"),
+    ("optimizer.lr=0", "optimizer.lr", "expected a value > 0"),
+    ("model.denoiser.lipschitz=0", "model.denoiser.lipschitz", "expected a value > 0"),
 ])
 def test_wrong_types_and_values(override, key, expected):
     msg = err(GOOD, override)
