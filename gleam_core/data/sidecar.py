@@ -10,6 +10,7 @@ sidecar and a rerun resumes with the files not done yet.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,11 +48,20 @@ def _center_width(mask: np.ndarray) -> int:
     return hi - lo + 1
 
 
-def sidecar_is_current(path: Path, side: Path) -> bool:
-    """True when ``side`` is a complete maps sidecar matching the shape of ``path``."""
+def _request_key(espirit: dict[str, Any]) -> str:
+    """The ESPIRiT parameters a sidecar was asked for, as stored (so a rerun with other
+    parameters recomputes it)."""
+    return json.dumps({k: espirit[k] for k in sorted(espirit)}, default=str)
+
+
+def sidecar_is_current(path: Path, side: Path, espirit: dict[str, Any] | None = None) -> bool:
+    """True when ``side`` is a complete maps sidecar matching the shape of ``path`` (and, when
+    ``espirit`` is given, computed with those parameters)."""
     try:
         with open_h5(path) as f, open_h5(side) as s:
             shape = tuple(f["kspace"].shape)
+            if espirit is not None and str_attr(s, "espirit_request") != _request_key(espirit):
+                return False
             return (file_format(s) == MAPS and str_attr(s, "source") == path.name
                     and tuple(s.attrs.get("source_shape", ())) == shape and "maps" in s
                     and tuple(s["maps"].shape[:2]) == shape[:2] and tuple(s["maps"].shape[3:]) == shape[2:])
@@ -80,6 +90,7 @@ def compute_sidecar(path: Path, side: Path, *, espirit: dict[str, Any], device: 
             s.attrs["source_shape"] = np.asarray(k.shape, dtype=np.int64)
             for key, value in params.items():
                 s.attrs[f"espirit_{key}"] = value
+            s.attrs["espirit_request"] = _request_key(espirit)
             out = s.create_dataset("maps", shape=(nslices, coils, sets, h, w), dtype=np.complex64,
                                    chunks=(1, coils, sets, h, w))
             for start in range(0, nslices, batch):
@@ -104,7 +115,7 @@ def compute_maps(source: Source, out_dir: str | Path | None = None, *, overwrite
     todo = []
     for path in files:
         side = sidecar_path(path, out_dir)
-        if not overwrite and side.is_file() and sidecar_is_current(path, side):
+        if not overwrite and side.is_file() and sidecar_is_current(path, side, espirit):
             report.kept.append(path)
             continue
         try:

@@ -19,8 +19,10 @@ class Stopwatch:
     """
 
     def __init__(self, device: torch.device, stream: "torch.cuda.Stream | None" = None) -> None:
-        self.cuda = torch.device(device).type == "cuda"
-        self.stream = stream
+        device = torch.device(device)
+        self.cuda = device.type == "cuda"
+        # Default: the current stream of ``device`` itself, not of whichever device is current.
+        self.stream = stream if stream is not None or not self.cuda else torch.cuda.current_stream(device)
         self._cpu = 0.0
         self._t0 = 0.0
         self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []

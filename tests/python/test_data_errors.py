@@ -154,3 +154,5 @@ def test_maps_command_is_resumable_and_never_touches_inputs(tmp_path, monkeypatc
     assert [p.name for p in report.computed] == ["f1.h5"] and len(report.kept) == 2
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in d.iterdir() if "maps" not in p.name} == digest
     assert len(D.FastMRIDataset(d, verbose=False)) == 6
+    report = sidecar.compute_maps(d, progress=False, calib_width=10)  # other parameters: stale sidecars
+    assert len(report.computed) == 3 and not report.kept

@@ -124,3 +124,9 @@ def test_cuda_streams_match_cpu(devices):
     for a, b in zip(cpu.model.parameters(), gpu.model.parameters()):
         torch.testing.assert_close(a, b.cpu(), rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(gpu.reconstruct(pg).cpu(), cpu.reconstruct(problem), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.cuda
+def test_mixed_cpu_cuda_lanes_refused():
+    with pytest.raises(ValueError, match="mixes CPU and CUDA"):
+        make_gleam(devices=["cuda", "cpu"])

@@ -95,6 +95,9 @@ class Gleam(Strategy):
             raise ValueError(f"gleam.overlap must be true, false or 'auto', got {overlap!r}")
         names = devices or [str(self.device)]
         self.lanes = [Lane(parse_device(d, f"gleam.devices[{i}]")) for i, d in enumerate(names)]
+        if len({lane.device.type for lane in self.lanes}) > 1:
+            # Host-side memory metering and non-blocking device-to-host hand-offs assume one kind.
+            raise ValueError(f"gleam.devices: {names} mixes CPU and CUDA devices; use all cpu or all cuda:N")
         self.units = [GleamUnit(m, chain, loss_fn, optim, total, self.lanes[m % len(self.lanes)])
                       for m, chain in enumerate(model.split(modules))]
         self.overlap = len(self.lanes) > 1 if overlap == "auto" else overlap
