@@ -29,7 +29,7 @@ class InverseOptions:
     a GPU the check would synchronize the host every iteration), so GPUs always run ``iters``."""
 
     iters: int = 30
-    tol: float = 1e-7
+    tol: float = 1e-6   # the spec default (invertible.tol)
 
     def __post_init__(self) -> None:
         if not isinstance(self.iters, int) or self.iters < 1:

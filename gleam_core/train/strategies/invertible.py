@@ -2,14 +2,16 @@
 
 The forward pass runs without a graph and keeps only the network's output. The backward pass
 walks the unrolls from last to first: it rebuilds the unroll's input from its output with the
-unroll's inverse (CG DC in closed form, residual denoiser and gradient-step DC by fixed-point
-iterations), recomputes that one unroll with grad, and backpropagates through it. Memory is one
-unroll's activations, whatever the depth. Gradients equal e2e's up to the inversion error,
+unroll's inverse (CG DC in closed form, the residual denoiser by fixed-point iterations, the
+gradient-step DC by CG on I - t A^H A), recomputes that one unroll with grad, and
+backpropagates through it. Memory is one unroll's activations, whatever the depth. Gradients equal e2e's up to the inversion error,
 which is reported: ``inversion_error`` = ||x0_rebuilt - x0|| / ||x0|| for the network input x0
 (= A^H y), and ``unroll_mismatch`` = max over unrolls of ||f(f^-1(y)) - y|| / ||y||.
 """
 
 from __future__ import annotations
+
+import warnings
 
 from dataclasses import dataclass, field
 
@@ -84,6 +86,11 @@ class Invertible(WholeNetworkStrategy):
         super().__init__(model, loss_fn, optim, total, device)
         self.options = options
         self._last: _Run | None = None
+        bound = model.config.denoiser.lipschitz
+        if bound is None or bound >= 1:
+            warnings.warn(f"invertible: model.denoiser.lipschitz is {bound}; x + f(x) is only guaranteed "
+                          "invertible by fixed-point iteration for a bound below 1 (e.g. 0.9), otherwise the "
+                          "rebuilt inputs, and so the gradients, can be wrong (see inversion_error)", stacklevel=2)
 
     def forward_train(self, problem: Problem) -> Tensor:
         params = [p for p in self.model.parameters() if p.requires_grad]
