@@ -6,6 +6,7 @@ the files read as if the run had never been interrupted."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -39,28 +40,29 @@ def _truncate_csv(path: Path, keep_upto: int) -> None:
             rows = list(csv.reader(f))
         if rows:
             col = rows[0].index("iteration")
-            kept = [rows[0]] + [r for r in rows[1:] if int(r[col]) <= keep_upto]
-            atomic_write_text(path, "".join(",".join(r) + "\n" for r in kept))
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerows([rows[0]] + [r for r in rows[1:] if int(r[col]) <= keep_upto])
+            atomic_write_text(path, buf.getvalue())
 
 
 class MetricsLog:
-    """Writes train/val records and images; ``resume_from`` is the checkpoint's iteration."""
+    """Writes train/val records and images; ``resume_from`` is the checkpoint's iteration (None:
+    a fresh run, which drops any records an earlier attempt in the directory left behind)."""
 
     def __init__(self, run_dir: str | Path, cfg: LoggingConfig, resume_from: int | None = None) -> None:
         self.run_dir, self.cfg = Path(run_dir), cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if resume_from is not None:
-            if cfg.format == "jsonl":
-                _truncate_jsonl(self.run_dir / "metrics.jsonl", resume_from)
-            else:
-                for split in ("train", "val"):
-                    _truncate_csv(self.run_dir / f"{split}.csv", resume_from)
+        keep_upto = -1 if resume_from is None else resume_from
+        if cfg.format == "jsonl":
+            _truncate_jsonl(self.run_dir / "metrics.jsonl", keep_upto)
+        else:
+            for split in ("train", "val"):
+                _truncate_csv(self.run_dir / f"{split}.csv", keep_upto)
         self._csv_fields: dict[str, list[str]] = {}
         self.tb = None
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
-            purge = None if resume_from is None else resume_from + 1
-            self.tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
+            self.tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=keep_upto + 1)
 
     def write(self, split: str, iteration: int, record: dict) -> None:
         """Appends one record (numbers, or lists of numbers per module)."""

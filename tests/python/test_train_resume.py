@@ -4,6 +4,7 @@ checkpoint; a NaN loss stops the run and leaves the last good checkpoint intact.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -123,3 +124,15 @@ def test_resume_refuses_a_different_model(tmp_path):
         Trainer(tiny_spec(tmp_path, "model.unrolls=4", iterations=8), resume=True)
     longer = Trainer(tiny_spec(tmp_path, iterations=8), resume=True)  # a longer schedule is fine
     assert longer.iteration == 4
+
+
+def test_fresh_run_drops_records_left_by_a_failed_attempt(tmp_path):
+    """A run that died before its first checkpoint leaves metric records; the next fresh run
+    in that directory starts them over instead of appending to them."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"split": "train", "iteration": 1, "loss": [123.0]}\n')
+    Trainer(tiny_spec(tmp_path, "logging.every=1", iterations=2)).run()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["split"] == "train"]
+    assert [r["iteration"] for r in train] == [1, 2] and all(r["loss"] != [123.0] for r in train)
