@@ -38,8 +38,22 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+class TrainingDiverged(RuntimeError):
+    """A loss or the weights became NaN or infinite; the run stopped without writing a checkpoint."""
+
+
 def save_checkpoint(run_dir: str | Path, iteration: int, payload: dict, keep_last: int) -> Path:
-    """Writes ``payload`` (plus format and iteration) atomically; deletes all but the newest ``keep_last``."""
+    """Writes ``payload`` (plus format and iteration) atomically; deletes all but the newest ``keep_last``.
+    Refuses (:class:`TrainingDiverged`) weights ``payload["model"]`` that are not all finite, so a
+    finite loss over NaN gradients never replaces the last good checkpoint."""
+    bad = [k for k, v in payload.get("model", {}).items()
+           if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        last = latest_checkpoint(run_dir)
+        raise TrainingDiverged(f"iteration {iteration}: non-finite weights in {', '.join(bad[:3])}"
+                               f"{' ...' if len(bad) > 3 else ''}; no checkpoint written, the last good one is "
+                               f"{last if last is not None else '(none yet)'}. Lower optimizer.lr or set "
+                               "optimizer.grad_clip.")
     path = checkpoint_dir(run_dir) / f"iter_{iteration:08d}.pt"
     atomic_torch_save({"format": FORMAT, "iteration": iteration, **payload}, path)
     for old in list_checkpoints(run_dir)[:-keep_last]:

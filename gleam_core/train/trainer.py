@@ -22,7 +22,8 @@ from ..data import collate
 from ..models import InverseOptions, UnrolledNet
 from .atomic import atomic_write_text
 from .batches import BatchStream
-from .checkpoints import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoints import (TrainingDiverged, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
+                          set_rng_state)
 from .datasets import build_dataset, val_loader
 from .evaluation import batch_problem, image_metrics
 from .figures import comparison, save_png
@@ -31,10 +32,6 @@ from .records import MetricsLog
 from .schema import SpecError, to_dict
 from .spec import Spec, parse_spec, spec_to_yaml
 from .strategies import STRATEGIES, Strategy, parse_device
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the run stopped without writing a checkpoint."""
 
 
 def build_strategy(spec: Spec, model: UnrolledNet, total: int, device: torch.device) -> Strategy:

@@ -136,3 +136,22 @@ def test_fresh_run_drops_records_left_by_a_failed_attempt(tmp_path):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["split"] == "train"]
     assert [r["iteration"] for r in train] == [1, 2] and all(r["loss"] != [123.0] for r in train)
+
+
+def test_nonfinite_weights_are_never_checkpointed(tmp_path, monkeypatch):
+    """A finite loss over NaN gradients leaves NaN weights: the next checkpoint is refused and
+    the last good one stays the latest."""
+    spec = tiny_spec(tmp_path, "strategy=gleam", "schedule.checkpoint_every=4", iterations=12)
+    trainer = Trainer(spec)
+    step = trainer.strategy.train_step
+
+    def poisoned(problem, target):
+        result = step(problem, target)
+        if trainer.iteration == 7:  # the step before a checkpoint: its loss was still finite
+            with torch.no_grad():
+                next(trainer.model.parameters()).fill_(float("nan"))
+        return result
+    monkeypatch.setattr(trainer.strategy, "train_step", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"iteration 8: non-finite weights.*iter_00000004.pt"):
+        trainer.run()
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["iter_00000004.pt"]
