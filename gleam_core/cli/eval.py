@@ -75,7 +75,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
     import csv
     import io
 
-    from ..train.atomic import atomic_write_text
+    from ..atomic import atomic_write_text
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, ["volume", "items", *(k for k, _ in COLUMNS)])

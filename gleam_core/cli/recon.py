@@ -28,9 +28,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> list[Path]:
-    import h5py
+    from ..atomic import atomic_h5
     from ..metrics import center_crop
-    from ..train.atomic import atomic_path
     from ..train.checkpoints import load_model, resolve_checkpoint
     from ..train.datasets import build_dataset, masks_option
     from ..ops import rss
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         if crop is not None:
             image = center_crop(image, crop)
         path = out / name
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        with atomic_h5(path) as f:
             f.create_dataset("reconstruction", data=image.float().numpy())
             f.attrs["acquisition"] = str(vol.meta[0].get("acquisition", ""))
             f.attrs["checkpoint"] = str(args.checkpoint)

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_h5
 from ..ops import zero_filled
 from .base import FileEntry, H5Dataset
-from .formats import (CINE, FORMAT_ATTR, FORMAT_VERSION, atomic_h5, dataset, expect_shape, open_h5, probe_end,
+from .formats import (CINE, FORMAT_ATTR, FORMAT_VERSION, dataset, expect_shape, open_h5, probe_end,
                       require_format, str_attr, write_complex)
 from .transforms import make_item
 

@@ -24,9 +24,10 @@ import h5py
 import numpy as np
 import torch
 
+from ..atomic import atomic_h5
 from ..ops import ifft2c, rss
 from .base import FileEntry, H5Dataset
-from .formats import (FASTMRI, MAPS, DataFormatError, atomic_h5, dataset, expect_shape, file_format, open_h5,
+from .formats import (FASTMRI, MAPS, DataFormatError, dataset, expect_shape, file_format, open_h5,
                       probe_end, require_format, sidecar_path, str_attr, write_complex)
 from .masks import MaskFunc
 from .splits import Source

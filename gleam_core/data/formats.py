@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -117,23 +116,6 @@ def sidecar_path(path: str | os.PathLike, maps_dir: str | os.PathLike | None = N
     """Where the maps of ``path`` live: ``<maps_dir or its folder>/<stem>.maps.h5``."""
     p = Path(path)
     return Path(maps_dir or p.parent) / (p.stem + SIDECAR_SUFFIX)
-
-
-@contextlib.contextmanager
-def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
-    """Writes an HDF5 file to a temporary name in the same folder and renames it into place on
-    success, so readers never see a partial file and an interrupted write leaves nothing."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            yield f
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_complex(f: h5py.File, key: str, data: np.ndarray, chunks: tuple[int, ...] | None = None) -> None:

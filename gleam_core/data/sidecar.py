@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_h5
 from .espirit import espirit_maps
-from .formats import (FASTMRI, FORMAT_ATTR, MAPS, DataFormatError, atomic_h5, dataset, file_format, open_h5,
+from .formats import (FASTMRI, FORMAT_ATTR, MAPS, DataFormatError, dataset, file_format, open_h5,
                       require_format, sidecar_path, str_attr)
 from .splits import Source, resolve_files
 

@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from .formats import SIDECAR_SUFFIX
 
 Source = str | os.PathLike | Sequence[str | os.PathLike]
@@ -110,6 +111,4 @@ def write_file_list(path: str | os.PathLike, files: Sequence[str | os.PathLike])
             lines.append(str(p.relative_to(out.parent.resolve())))
         except ValueError:
             lines.append(str(p))
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    os.replace(tmp, out)
+    atomic_write_text(out, "".join(line + "\n" for line in lines))

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_h5
 from ..ops import ifftnc, zero_filled
 from .base import FileEntry, H5Dataset
-from .formats import (FORMAT_ATTR, FORMAT_VERSION, VOL3D, atomic_h5, dataset, expect_shape, open_h5, probe_end,
+from .formats import (FORMAT_ATTR, FORMAT_VERSION, VOL3D, dataset, expect_shape, open_h5, probe_end,
                       require_format, str_attr, write_complex)
 from .masks import MaskFunc
 from .splits import Source

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..models import UnrolledNet
-from .atomic import atomic_torch_save
+from ..atomic import atomic_torch_save
 
 FORMAT = "gleam-checkpoint/1"
 _NAME = re.compile(r"iter_(\d{8})\.pt$")

@@ -15,7 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from .atomic import atomic_open
+from ..atomic import atomic_open
 
 
 def middle_slice(x: Tensor) -> Tensor:

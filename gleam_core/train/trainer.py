@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..data import collate
 from ..models import InverseOptions, UnrolledNet
-from .atomic import atomic_write_text
+from ..atomic import atomic_write_text
 from .batches import BatchStream
 from .checkpoints import (TrainingDiverged, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
                           set_rng_state)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import gleam_core.data as D
-from gleam_core.data import formats, sidecar
+from gleam_core.atomic import atomic_h5
+from gleam_core.data import sidecar
 from test_data_helpers import coil_data, write_fastmri_by_hand
 
 RANDOM4 = {"type": "random", "center_fractions": [0.08], "accelerations": [4]}
@@ -121,7 +122,7 @@ def test_unreachable_acceleration_names_the_parameter(tmp_path):
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out.h5"
     with pytest.raises(RuntimeError, match="boom"):
-        with formats.atomic_h5(target) as f:
+        with atomic_h5(target) as f:
             f.create_dataset("x", data=np.ones(3))
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []

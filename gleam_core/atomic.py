@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import h5py
 import torch
 
 
@@ -48,3 +49,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_torch_save(obj: object, path: str | Path) -> None:
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
+    """``with atomic_h5(path) as f: f.create_dataset(...)``: an HDF5 file that appears at ``path``
+    only complete; an interrupted write leaves nothing behind."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            yield f
