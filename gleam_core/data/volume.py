@@ -14,6 +14,11 @@ Items (:mod:`gleam_core.data.transforms`):
 * ``mode="slices"``: one item per readout position, kind "2d", S = (H, W) a ky-kz slice of
   the hybrid data, maps (C, M, H, W), mask (1, H, W). With fixed masks every slice of a volume
   gets the same mask (one acquisition), seeded from the file name.
+* ``mode="slabs"`` (``slab=T``): 3D patches for 3D models on volumes too large to train on
+  whole: one item per run of T readout positions (D // T per file, the rest dropped), kind
+  "3d", S = (T, H, W). The readout is fully sampled, so a slab of the hybrid data transformed
+  back along the readout is an exact 3D sub-problem with the volume's (ky, kz) mask; maps are
+  the slab's. Fixed masks: one per file, as for slices.
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_h5
-from ..ops import ifftnc, zero_filled
+from ..ops import fftnc, ifftnc, zero_filled
 from .base import FileEntry, H5Dataset
-from .formats import (FORMAT_ATTR, FORMAT_VERSION, VOL3D, dataset, expect_shape, open_h5, probe_end,
+from .formats import (FORMAT_ATTR, FORMAT_VERSION, VOL3D, DataFormatError, dataset, expect_shape, open_h5, probe_end,
                       require_format, str_attr, write_complex)
 from .masks import MaskFunc
 from .splits import Source
@@ -36,15 +41,20 @@ from .transforms import make_item
 
 
 class Volume3DDataset(H5Dataset):
-    """3D volumes (``mode="volume"``) or their ky-kz slices (``mode="slices"``); see the module
-    docstring. Other arguments as :class:`~gleam_core.data.fastmri.FastMRIDataset`."""
+    """3D volumes (``mode="volume"``), their ky-kz slices (``mode="slices"``) or readout slabs
+    of ``slab`` positions (``mode="slabs"``); see the module docstring. Other arguments as
+    :class:`~gleam_core.data.fastmri.FastMRIDataset`."""
 
-    def __init__(self, source: Source, *, mode: str = "volume", mask: Mapping[str, Any] | MaskFunc | None = None,
-                 fixed_masks: bool = False, seed: int = 0, on_error: str = "auto", verbose: bool = True) -> None:
-        if mode not in ("volume", "slices"):
-            raise ValueError(f"mode must be 'volume' or 'slices', got {mode!r}")
-        self.mode = mode
-        self.item_name = "volumes" if mode == "volume" else "ky-kz slices"
+    def __init__(self, source: Source, *, mode: str = "volume", slab: int | None = None,
+                 mask: Mapping[str, Any] | MaskFunc | None = None, fixed_masks: bool = False, seed: int = 0,
+                 on_error: str = "auto", verbose: bool = True) -> None:
+        if mode not in ("volume", "slices", "slabs"):
+            raise ValueError(f"mode must be 'volume', 'slices' or 'slabs', got {mode!r}")
+        if (mode == "slabs") != (slab is not None) or (slab is not None and not (isinstance(slab, int) and slab >= 1)):
+            raise ValueError(f"slab (a positive int) goes with mode='slabs' and only with it; got mode={mode!r}, "
+                             f"slab={slab!r}")
+        self.mode, self.slab = mode, slab
+        self.item_name = {"volume": "volumes", "slices": "ky-kz slices", "slabs": f"readout slabs of {slab}"}[mode]
         super().__init__(source, mask=mask, fixed_masks=fixed_masks, seed=seed, on_error=on_error, verbose=verbose)
 
     def _scan(self, path: Path) -> FileEntry:
@@ -67,6 +77,10 @@ class Volume3DDataset(H5Dataset):
             sets = m.shape[1]
         if self.mode == "volume":
             return FileEntry(path, 1, (coils, d, h, w), sets, info)
+        if self.mode == "slabs":
+            if d < self.slab:
+                raise DataFormatError(f"{path}: readout length {d} is shorter than slab={self.slab}")
+            return FileEntry(path, d // self.slab, (coils, self.slab, h, w), sets, info)
         return FileEntry(path, d, (coils, h, w), sets, info)
 
     def _load(self, entry: FileEntry, j: int, index: int) -> dict[str, Any]:
@@ -77,6 +91,14 @@ class Volume3DDataset(H5Dataset):
             if self.mode == "volume":
                 kspace = torch.from_numpy(np.asarray(f["kspace"][()]))
                 maps = torch.from_numpy(np.asarray(f["maps"][()]))
+            elif self.mode == "slabs":
+                run = slice(j * self.slab, (j + 1) * self.slab)
+                if info["hybrid"]:  # (T, C, H, W) rows of the hybrid data -> (C, T, H, W)
+                    hybrid = torch.from_numpy(np.asarray(f["kspace_hybrid"][run])).transpose(0, 1)
+                else:
+                    hybrid = ifftnc(torch.from_numpy(np.asarray(f["kspace"][()])), 1)[:, run]
+                kspace = fftnc(hybrid, 1)
+                maps = torch.from_numpy(np.asarray(f["maps"][:, :, run]))
             else:
                 if info["hybrid"]:
                     kspace = torch.from_numpy(np.asarray(f["kspace_hybrid"][j]))
@@ -89,8 +111,8 @@ class Volume3DDataset(H5Dataset):
             mask = file_mask.reshape(lead + tuple(file_mask.shape))
         else:
             mask = self.mask_for(spatial, index, entry.path.name)
-        kind = "3d" if self.mode == "volume" else "2d"
-        meta["slice"] = -1 if self.mode == "volume" else j
+        kind = "2d" if self.mode == "slices" else "3d"
+        meta["slice"] = -1 if self.mode == "volume" else j   # slabs: the slab's index
         return make_item(kspace, maps, mask, kind=kind, meta=meta, undersampled=info["undersampled"])
 
 
