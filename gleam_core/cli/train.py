@@ -20,6 +20,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from ..train.distributed.world import launched
+    if launched():  # started by torchrun: docs/distributed.md
+        from ..train.distributed.launch import main as distributed_main
+        return distributed_main(args.spec, args.overrides, args.resume)
     from ..train.spec import load_spec
     from ..train.trainer import Trainer, TrainingDiverged
 

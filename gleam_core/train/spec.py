@@ -2,7 +2,8 @@
 
 Sections: ``data`` (files or ``synthetic:``), ``masks``, ``model``, ``strategy`` and its options
 (``checkpoint``, ``invertible``, ``gleam``), ``loss``, ``optimizer``, ``schedule``, ``logging``,
-``output``. Every key has a default except the data sources. :func:`load_spec` applies
+``output``, and ``distributed`` (torchrun only, docs/distributed.md). Every key has a default
+except the data sources. :func:`load_spec` applies
 ``--set key.path=value`` overrides, validates types and values (:mod:`.schema`) and the rules
 that span keys, and raises :class:`SpecError` naming the key path, the value and what is allowed.
 docs/training.md is the reference of every key.
@@ -19,6 +20,7 @@ import yaml
 
 from ..data.masks import mask_from_spec
 from ..models import ModelConfig
+from .distributed.config import DistributedOptions, check_distributed
 from .optim import OptimizerConfig
 from .schema import SpecError, from_dict, set_path, to_dict
 
@@ -105,6 +107,7 @@ class Spec:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    distributed: DistributedOptions = field(default_factory=DistributedOptions)   # torchrun only
 
 
 def check_source(src: DataSource, key: str) -> None:
@@ -162,6 +165,7 @@ def check_spec(spec: Spec) -> None:
         mask_from_spec(spec.masks)
     except ValueError as exc:
         raise SpecError("masks", str(exc)) from exc
+    check_distributed(spec)
 
 
 def parse_spec(raw: dict, overrides: list[str] = ()) -> Spec:
