@@ -12,6 +12,8 @@ docs/training.md is the reference of every key.
 from __future__ import annotations
 
 import glob
+import inspect
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -116,9 +118,16 @@ def check_source(src: DataSource, key: str) -> None:
     if (src.path is None) == (src.synthetic is None):
         raise SpecError(key, f"give exactly one of 'path' (HDF5 files) or 'synthetic' (generated data); got "
                              f"path={src.path!r}, synthetic={src.synthetic!r}")
+    if src.synthetic is not None:
+        from ..data import SyntheticDataset
+        allowed = set(inspect.signature(SyntheticDataset).parameters) - {"mask", "fixed_masks"}
+        unknown = sorted(set(src.synthetic) - allowed)
+        if unknown:
+            raise SpecError(f"{key}.synthetic.{unknown[0]}",
+                            f"unknown key; allowed keys here: {', '.join(sorted(allowed))}")
     if src.path is not None:
         p = Path(src.path).expanduser().absolute()
-        if not p.exists() and not any(p.parent.glob(p.name)):
+        if not p.exists() and not glob.glob(str(p), recursive=True):  # globs may span folders (data/*/x/**)
             raise SpecError(f"{key}.path", f"{src.path!r} does not exist (resolved to {str(p)!r}); expected a "
                                            "directory of HDF5 files, an HDF5 file or a glob")
         src.path = str(p)
@@ -127,7 +136,7 @@ def check_source(src: DataSource, key: str) -> None:
 def parse_source(text: str, key: str) -> DataSource:
     """A data source given on a command line: an existing path or glob, or a YAML mapping in the
     spec's form (e.g. ``{synthetic: {kind: knee2d, n: 8}}``); ``key`` names the option in errors."""
-    if Path(text).expanduser().exists() or glob.glob(text):
+    if Path(text).expanduser().exists() or glob.glob(os.path.expanduser(text), recursive=True):
         src = DataSource(path=text)
     else:
         try:

@@ -69,6 +69,8 @@ class Trainer:
         self.spec, self.out = spec, out if out is not None else sys.stdout
         self.run_dir = Path(spec.output)
         self.device = parse_device(spec.device, "device")
+        for i, name in enumerate((spec.gleam.devices or []) if spec.strategy == "gleam" else []):
+            parse_device(name, f"gleam.devices[{i}]")  # a missing GPU fails before any data is built
         if spec.threads is not None:
             torch.set_num_threads(spec.threads)
         state = self._open_run_dir(resume)

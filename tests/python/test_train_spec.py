@@ -66,6 +66,19 @@ def test_missing_or_conflicting_data(tmp_path):
     assert "'data.val'" in msg and "exactly one of 'path'" in msg
     msg = err({**GOOD, "data": {"train": {"synthetic": {}, "path": str(tmp_path)}, "val": {"synthetic": {}}}})
     assert "'data.train'" in msg
+    msg = err({**GOOD, "data": {"train": {"synthetic": {"nn": 3}}, "val": {"synthetic": {}}}})
+    assert "'data.train.synthetic.nn'" in msg and "unknown key" in msg and "coils" in msg
+
+
+def test_data_globs_may_span_folders(tmp_path):
+    for site in ("a", "b"):
+        (tmp_path / site / "train").mkdir(parents=True)
+        (tmp_path / site / "train" / "x.h5").touch()
+    for pattern in (f"{tmp_path}/*/train/*.h5", f"{tmp_path}/**/*.h5"):
+        spec = parse_spec({**GOOD, "data": {"train": {"path": pattern}, "val": {"synthetic": {}}}})
+        assert spec.data.train.path == pattern
+    msg = err({**GOOD, "data": {"train": {"path": f"{tmp_path}/*/val/*.h5"}, "val": {"synthetic": {}}}})
+    assert "does not exist" in msg
 
 
 def test_rules_across_keys():
