@@ -228,3 +228,14 @@ def test_sigterm_gives_a_grace_period_then_describes(mode):
         assert 0.25 < time.perf_counter() - t0 < 10
     else:
         assert proc.returncode == 1 and "reporting" in out and "described" not in out
+
+
+def test_example_spec_validates_and_lays_out():
+    from gleam_core.train.spec import load_spec
+    spec = load_spec(Path(__file__).resolve().parents[2] / "examples" / "distributed.yaml")
+    check_launch(spec)
+    assert spec.strategy == "gleam" and spec.distributed == DistributedOptions()
+    layouts = {w: Layout.from_spec(spec.distributed, spec.gleam.modules, w) for w in (1, 2, 4, 8)}
+    assert {w: (lay.stages, lay.replicas) for w, lay in layouts.items()} == {1: (1, 1), 2: (2, 1), 4: (4, 1),
+                                                                             8: (4, 2)}
+    assert layouts[2].modules_of(1) == [2, 3]

@@ -310,6 +310,15 @@ class DistributedTrainer:
         maybe_inject(self.fault, self.world.rank, self.iteration, restart_count(), self.world.describe())
         return stats
 
+    def _postfix(self, stats: dict) -> str:
+        """Progress-bar text: rank 0's modules' losses now, the others' from the last record."""
+        rec = self.last_record
+        losses: list = list(rec["loss"]) if rec is not None else [None] * self.world.layout.modules
+        for m, v in zip(self.stage.modules, stats["loss"]):
+            losses[m] = v
+        text = " ".join(f"l{m}={v:.4g}" for m, v in enumerate(losses) if v is not None)
+        return text + f" mem={_fmt_bytes(max(stats['peak_bytes'], rec['peak_bytes'] if rec else 0))}"
+
     def finish(self) -> None:
         """End of training: every hand-off taken, every record written, all ranks here."""
         self.status.set("finishing")
@@ -340,10 +349,7 @@ class DistributedTrainer:
                 if self.rank0:
                     self._write_records(block=False)
                     bar.update(1)
-                    rec = self.last_record
-                    if rec is not None:
-                        bar.set_postfix_str(" ".join(f"l{m}={v:.4g}" for m, v in enumerate(rec["loss"]))
-                                            + f" mem={_fmt_bytes(rec['peak_bytes'])}", refresh=False)
+                    bar.set_postfix_str(self._postfix(stats), refresh=False)
                 if it % s.val_every == 0 or it == self.total:
                     val = self.validate()
                     if self.rank0:
