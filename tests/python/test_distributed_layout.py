@@ -64,7 +64,7 @@ def test_layout_resolves_null_entries(stages, replicas, world, modules, expected
 
 @pytest.mark.parametrize("stages,replicas,world,modules,key,message", [
     (2, 2, 2, 4, "distributed", "stages 2 x replicas 2 = 4 ranks, but torchrun started 2 (WORLD_SIZE); allowed: "
-                                "stages x replicas = 2, e.g. stages 1, replicas 2, stages 2, replicas 1"),
+                                "stages x replicas = 2, e.g. (stages 1, replicas 2) or (stages 2, replicas 1)"),
     (3, None, 4, 4, "distributed.stages", "got 3, which does not divide the world size 4"),
     (None, 3, 4, 4, "distributed.replicas", "got 3, which does not divide the world size 4"),
     (4, 1, 4, 2, "distributed.stages", "got 4 stages for gleam.modules=2"),

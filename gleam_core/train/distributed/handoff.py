@@ -4,9 +4,9 @@ A stage sends its last module's detached output, complex ``(B, M, *S)`` (complex
 models), to the next stage of its replica; the receiver knows the shape and dtype from its own
 copy of the batch (every stage loads the same batches), so only the tensor travels, as its
 real view ``(B, M, *S, 2)``. Each taken hand-off is acknowledged by a credit (a 1-element int64
-tensor holding the running count of hand-offs taken); the sender never has more than
-``depth`` hand-offs that the receiver has not taken yet, so a slow stage stops its upstream
-instead of letting queued activations grow (back-pressure). Messages between two ranks are
+tensor holding the running count of hand-offs taken, sent in ``World.credit_group``); the
+sender never has more than ``depth`` hand-offs that the receiver has not taken yet, so a slow
+stage stops its upstream instead of letting queued activations grow (back-pressure). Messages between two ranks are
 matched in order: hand-offs flow one way, credits the other, and the pipeline has no cycle.
 
 Every wait is bounded by ``World.timeout_s`` and a failure becomes a :class:`PeerFailure`
@@ -58,10 +58,11 @@ def _failure(world: World, exc: BaseException, action: str, peer: int | None) ->
                        f"{cause}. Backend message: {first}", peer, hang)
 
 
-def post(world: World, op, tensor: Tensor, peer: int, what: str) -> "dist.Work":
-    """``dist.isend``/``dist.irecv`` of ``tensor`` with ``peer``; errors become :class:`PeerFailure`."""
+def post(world: World, op, tensor: Tensor, peer: int, what: str, group=None) -> "dist.Work":
+    """``dist.isend``/``dist.irecv`` of ``tensor`` with ``peer`` (a global rank) in ``group``
+    (default: the default group); errors become :class:`PeerFailure`."""
     try:
-        return op(tensor, peer)
+        return op(tensor, peer, group=group)
     except Exception as exc:  # noqa: BLE001 (a closed connection fails the post itself)
         raise _failure(world, exc, what, peer) from exc
 
@@ -144,7 +145,7 @@ class Sender:
     def _post_credit(self) -> None:
         if self._credit_work is None and self.in_flight > 0:
             self._credit_work = post(self.world, dist.irecv, self._credit, self.peer,
-                                     f"posting the receive of credit {self.acked + 1}")
+                                     f"posting the receive of credit {self.acked + 1}", self.world.credit_group)
 
     def _take_credit(self) -> None:
         if self._credit_work is None:
@@ -185,8 +186,8 @@ class Receiver:
             self.on_wait(None)
         self.received += 1
         credit = torch.tensor([self.received], dtype=torch.int64, device=self.world.comm_device)
-        self._credits.append((post(self.world, dist.isend, credit, self.peer,
-                                   f"sending credit {self.received}"), credit))
+        self._credits.append((post(self.world, dist.isend, credit, self.peer, f"sending credit {self.received}",
+                                   self.world.credit_group), credit))
         while self._credits and self._credits[0][0].is_completed():
             work, _ = self._credits.popleft()
             wait_work(self.world, work, "a credit to be taken", self.peer)

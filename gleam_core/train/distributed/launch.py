@@ -13,7 +13,7 @@ import sys
 
 from ..schema import SpecError
 from ..spec import Spec, load_spec
-from .world import World, init_world, launched, layout_from_env, restart_count, shutdown
+from .world import World, init_world, launched, layout_from_env, shutdown
 
 __all__ = ["launched", "main", "check_launch"]
 

@@ -275,8 +275,9 @@ class DistributedTrainer:
             for m, sd in modules.items():
                 chains[m].load_state_dict(sd)
             layout = self.world.layout
+            strategy_state = {"updaters": [updaters[m] for m in range(layout.modules)]}
             payload = {"model": self.model.state_dict(), "model_description": self.model.description(),
-                       "strategy": "gleam", "strategy_state": {"updaters": [updaters[m] for m in range(layout.modules)]},
+                       "strategy": "gleam", "strategy_state": strategy_state,
                        "data_state": self.stream.state_dict(), "rng": parts[0][1], "spec": to_dict(self.spec),
                        "last_val": self.last_val,
                        "distributed": {"stages": layout.stages, "replicas": layout.replicas,

@@ -9,11 +9,11 @@ possible (``M // S`` each, the first ``M % S`` stages one more): with S dividing
 same load per stage as placing module m on stage m mod S, with S - 1 hand-offs per batch
 instead of M - 1 and no cycle in the pipeline (so bounded queues cannot deadlock).
 
-Process groups: the default group (``backend``) carries the point-to-point hand-offs; one group
-per stage over its R replicas (same backend) carries DistributedDataParallel's gradient
-all-reduce; a gloo group over all ranks (``control``) carries checkpoint gathers, validation
-results and monitored barriers (gloo, so object collectives and ``monitored_barrier`` work
-whatever the backend).
+Process groups: the default group (``backend``) carries the point-to-point hand-offs and
+``credit_group`` (same backend, all ranks) their acknowledgements; one group per stage over its
+R replicas (same backend) carries DistributedDataParallel's gradient all-reduce; a gloo group
+over all ranks (``control``) carries checkpoint gathers, validation results and monitored
+barriers (gloo, so object collectives and ``monitored_barrier`` work whatever the backend).
 """
 
 from __future__ import annotations
@@ -72,9 +72,9 @@ class Layout:
         if s * r != world_size:
             raise SpecError("distributed", f"stages {s} x replicas {r} = {s * r} ranks, but torchrun started "
                                            f"{world_size} (WORLD_SIZE); allowed: stages x replicas = {world_size}, "
-                                           f"e.g. " + ", ".join(f"stages {a}, replicas {world_size // a}"
-                                                                for a in range(1, world_size + 1)
-                                                                if world_size % a == 0 and a <= modules))
+                                           "e.g. " + " or ".join(f"(stages {a}, replicas {world_size // a})"
+                                                                 for a in range(1, world_size + 1)
+                                                                 if world_size % a == 0 and a <= modules))
         if s > modules:
             raise SpecError("distributed.stages", f"got {s} stages for gleam.modules={modules} (allowed: 1 to "
                                                   f"{modules}; each stage holds at least one module)")
@@ -118,7 +118,7 @@ class World:
 
     ``device``: ``cuda:LOCAL_RANK`` when the spec's device is CUDA, else the CPU. ``control``:
     the gloo group over all ranks; ``stage_group``: this stage's data-parallel group (None with
-    one replica).
+    one replica); ``credit_group``: hand-off acknowledgements.
     """
 
     layout: Layout
@@ -129,6 +129,7 @@ class World:
     timeout_s: float
     control: object = None
     stage_group: object = None
+    credit_group: object = None
     store: object = None
     owns_process_group: bool = field(default=False)
 
@@ -239,7 +240,11 @@ def init_world(layout: Layout, rank: int, local_rank: int, spec_device: str, opt
         raise SpecError("distributed", f"the process group has {dist.get_world_size()} ranks, the layout "
                                        f"{layout.stages} x {layout.replicas} needs {layout.world_size}")
     # Every rank creates every group, in the same order (a torch.distributed requirement).
-    control = dist.new_group(list(range(layout.world_size)), backend="gloo", timeout=timeout)
+    everyone = list(range(layout.world_size))
+    control = dist.new_group(everyone, backend="gloo", timeout=timeout)
+    # Credits travel in their own group: with NCCL, sends and receives between two ranks in one
+    # communicator share a stream, so credits queued behind hand-offs would serialize them.
+    credit_group = dist.new_group(everyone, backend=backend, timeout=timeout)
     stage_group = None
     for s in range(layout.stages):
         group = dist.new_group(layout.stage_ranks(s), backend=backend, timeout=timeout) if layout.replicas > 1 \
@@ -247,7 +252,7 @@ def init_world(layout: Layout, rank: int, local_rank: int, spec_device: str, opt
         if s == layout.stage_of(rank):
             stage_group = group
     base = store if store is not None else dist.distributed_c10d._get_default_store()
-    return World(layout, rank, local_rank, device, backend, options.timeout_s, control, stage_group,
+    return World(layout, rank, local_rank, device, backend, options.timeout_s, control, stage_group, credit_group,
                  dist.PrefixStore("gleam/", base), owns)
 
 
