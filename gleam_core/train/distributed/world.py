@@ -214,6 +214,11 @@ def job_store(rank: int, world_size: int, timeout: datetime.timedelta) -> "dist.
     a restarted job would read the previous attempt's (dead) addresses. Under torchrun the
     agent hosts the store (``TORCHELASTIC_USE_AGENT_STORE``); started by hand, rank 0 hosts it.
     """
+    missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+    if missing:
+        raise RuntimeError(f"RANK and WORLD_SIZE are set but {' and '.join(missing)} not: start distributed runs "
+                           "with torchrun (or set MASTER_ADDR and MASTER_PORT), or unset RANK/WORLD_SIZE for one "
+                           "process")
     agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
     base = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
                          is_master=not agent and rank == 0, timeout=timeout)
