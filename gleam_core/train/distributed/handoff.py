@@ -87,6 +87,28 @@ def wait_work(world: World, work: "dist.Work", what: str, peer: int | None) -> f
     return time.perf_counter() - t0
 
 
+def settles(work: "dist.Work", within_s: float = 0.002) -> bool:
+    """Whether ``work`` completes within ``within_s`` (polled), i.e. waiting for it will not block."""
+    end = time.perf_counter() + within_s
+    while not work.is_completed():
+        if time.perf_counter() > end:
+            return False
+        time.sleep(1e-4)
+    return True
+
+
+def wait_reported(world: World, work: "dist.Work", what: str, peer: int, on_wait: Hook | None,
+                  waiting: str) -> float:
+    """:func:`wait_work`, telling ``on_wait`` (``waiting``, then None) only if the wait blocks."""
+    if on_wait is None or settles(work):
+        return wait_work(world, work, what, peer)
+    on_wait(waiting)
+    try:
+        return wait_work(world, work, what, peer)
+    finally:
+        on_wait(None)
+
+
 class Sender:
     """The sending end of one hand-off queue (this stage -> ``peer``, the next stage).
 
@@ -150,12 +172,9 @@ class Sender:
     def _take_credit(self) -> None:
         if self._credit_work is None:
             self._post_credit()
-        if self.on_wait is not None:
-            self.on_wait(f"waiting for a credit from {self.world.describe(self.peer)}")
-        self.wait_s += wait_work(self.world, self._credit_work,
-                                 f"a credit (acknowledgement of hand-off {self.acked + 1})", self.peer)
-        if self.on_wait is not None:
-            self.on_wait(None)
+        self.wait_s += wait_reported(self.world, self._credit_work,
+                                     f"a credit (acknowledgement of hand-off {self.acked + 1})", self.peer,
+                                     self.on_wait, f"waiting for a credit from {self.world.describe(self.peer)}")
         got = int(self._credit.item())
         if got != self.acked + 1:
             raise RuntimeError(f"{self.world.describe()}: hand-off protocol error: credit {got} from "
@@ -179,11 +198,9 @@ class Receiver:
         real = torch.view_as_real(like)
         buf = torch.empty(real.shape, dtype=real.dtype, device=self.world.comm_device)
         work = post(self.world, dist.irecv, buf, self.peer, f"posting the receive of hand-off {self.received + 1}")
-        if self.on_wait is not None:
-            self.on_wait(f"waiting for hand-off {self.received + 1} from {self.world.describe(self.peer)}")
-        self.wait_s += wait_work(self.world, work, f"hand-off {self.received + 1}", self.peer)
-        if self.on_wait is not None:
-            self.on_wait(None)
+        self.wait_s += wait_reported(self.world, work, f"hand-off {self.received + 1}", self.peer, self.on_wait,
+                                     f"waiting for hand-off {self.received + 1} from "
+                                     f"{self.world.describe(self.peer)}")
         self.received += 1
         credit = torch.tensor([self.received], dtype=torch.int64, device=self.world.comm_device)
         self._credits.append((post(self.world, dist.isend, credit, self.peer, f"sending credit {self.received}",

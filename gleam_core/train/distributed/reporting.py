@@ -20,19 +20,31 @@ from .world import World
 
 
 class Status:
-    """This rank's phase in the store (best effort: store errors are ignored)."""
+    """This rank's phase in the store (best effort: store errors are ignored).
+
+    A write costs a round trip to the store, so a repeated phase (``computing`` in every
+    iteration) is written at most every ``MIN_INTERVAL_S``; a new phase at once. The hand-off
+    endpoints report ``waiting for ...`` only when a wait actually blocks.
+    """
+
+    MIN_INTERVAL_S = 1.0
 
     def __init__(self, world: World) -> None:
         self.world = world
         self.iteration = 0
         self._key = f"status/{world.rank}"
+        self._phase: str | None = None
+        self._written = 0.0
 
-    def set(self, phase: str, iteration: int | None = None) -> None:
+    def set(self, phase: str, iteration: int | None = None, force: bool = False) -> None:
         if iteration is not None:
             self.iteration = iteration
+        now = time.time()
+        if not force and phase == self._phase and now - self._written < self.MIN_INTERVAL_S:
+            return
+        self._phase, self._written = phase, now
         try:
-            self.world.store.set(self._key, json.dumps({"iteration": self.iteration, "phase": phase,
-                                                         "since": time.time()}))
+            self.world.store.set(self._key, json.dumps({"iteration": self.iteration, "phase": phase, "since": now}))
         except Exception:  # noqa: BLE001 (diagnostics only)
             pass
 
@@ -91,10 +103,9 @@ class StatsBoard:
                                    f"{', '.join(self.world.describe(r) for r in missing)} within "
                                    f"distributed.timeout_s={self.world.timeout_s:g}")
             time.sleep(0.002)
-        records = []
-        for r in range(self.world.size):
-            key = self._key(iteration, r)
-            records.append(json.loads(self.world.store.get(key)))
+        keys = [self._key(iteration, r) for r in range(self.world.size)]
+        records = [json.loads(v) for v in self.world.store.multi_get(keys)]
+        for key in keys:
             self.world.store.delete_key(key)
         return records
 

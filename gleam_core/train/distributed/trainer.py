@@ -308,7 +308,9 @@ class DistributedTrainer:
         stats = self.stage.train_step(problem, target).resolve()
         self._check_finite(stats["loss"])
         self.iteration += 1
-        maybe_inject(self.fault, self.world.rank, self.iteration, restart_count(), self.world.describe())
+        if self.fault is not None:  # test-only: the status table must show where the fault struck
+            self.status.set("computing", self.iteration, force=True)
+            maybe_inject(self.fault, self.world.rank, self.iteration, restart_count(), self.world.describe())
         return stats
 
     def _postfix(self, stats: dict) -> str:
