@@ -112,4 +112,16 @@ void check_same_as(const char* op, const char* name, const at::Tensor& t, const 
               shape(ref.sizes()), " like ", ref_name);
 }
 
+std::pair<SenseGeometry, bool> check_cg_solve(const at::Tensor& b, const at::Tensor& maps, const at::Tensor& mask,
+                                              const at::Tensor& lam, const std::optional<at::Tensor>& x0,
+                                              at::IntArrayRef fft_dims, int64_t iters) {
+  const char* op = "cg_solve";
+  const SenseGeometry g = check_and_describe(op, b, DataKind::kImage, maps, mask, fft_dims);
+  check_batch_param(op, "lam", lam, b, g.batch);
+  TORCH_CHECK(iters >= 0, "gleam::cg_solve: iters is ", num(iters), ", expected >= 0");
+  const bool has_x0 = x0.has_value() && x0->defined();
+  if (has_x0) check_same_as(op, "x0", *x0, "b", b);
+  return {g, has_x0};
+}
+
 }  // namespace gleam::ops

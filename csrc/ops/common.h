@@ -5,7 +5,9 @@
 #include <ATen/ATen.h>
 
 #include <complex>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "kernels/geometry.h"
 
@@ -24,6 +26,12 @@ void check_batch_param(const char* op, const char* name, const at::Tensor& p, co
 
 // A second image argument (ahy, x0) that must match x exactly.
 void check_same_as(const char* op, const char* name, const at::Tensor& t, const char* ref_name, const at::Tensor& ref);
+
+// All arguments of cg_solve (b like x, lam per batch, optional x0 like b, iters >= 0);
+// returns the geometry and whether an x0 was given.
+std::pair<SenseGeometry, bool> check_cg_solve(const at::Tensor& b, const at::Tensor& maps, const at::Tensor& mask,
+                                              const at::Tensor& lam, const std::optional<at::Tensor>& x0,
+                                              at::IntArrayRef fft_dims, int64_t iters);
 
 // Message pieces built without iostream number formatting: on some machines the
 // extension's libstdc++ and torch's disagree on locale facets, and streaming an integer

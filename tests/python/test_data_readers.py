@@ -102,13 +102,22 @@ def test_synthetic_fastmri_round_trip(tmp_path):
         assert a["meta"]["slice"] == b["meta"]["slice"] and a["meta"]["scale"] == pytest.approx(b["meta"]["scale"])
 
 
-def test_volume_round_trip_and_slices(tmp_path):
-    kw = dict(shape=(12, 24, 20), coils=4)
-    cfg = D.SynthConfig("knee3d", **kw)
-    D.write_synthetic(tmp_path / "hyb", cfg, 1, seed=2, progress=False)
+VOLUME = dict(shape=(12, 24, 20), coils=4)
+POISSON = {"type": "poisson", "acceleration": 3, "calib": 6}
+
+
+def write_volumes(root) -> None:
+    """One synthetic knee3d volume (seed 2) twice: with hybrid data in ``root/hyb``, without in
+    ``root/plain``."""
+    cfg = D.SynthConfig("knee3d", **VOLUME)
+    D.write_synthetic(root / "hyb", cfg, 1, seed=2, progress=False)
     k, m = D.synthetic.synth_volume(cfg, 2, 0)
-    D.write_volume(tmp_path / "plain" / D.synthetic.synthetic_name("knee3d", 2, 0), k, m, hybrid=False)
-    poisson = {"type": "poisson", "acceleration": 3, "calib": 6}
+    D.write_volume(root / "plain" / D.synthetic.synthetic_name("knee3d", 2, 0), k, m, hybrid=False)
+
+
+def test_volume_round_trip_and_slices(tmp_path):
+    kw, poisson = VOLUME, POISSON
+    write_volumes(tmp_path)
     vol = D.Volume3DDataset(tmp_path / "hyb", mask=poisson, fixed_masks=True, verbose=False)
     live = D.SyntheticDataset("knee3d", 1, seed=2, mask=poisson, fixed_masks=True, **kw)
     a, b = vol[0], live[0]
@@ -187,12 +196,8 @@ def test_summary_lists_files_items_shapes(tmp_path, capsys):
 def test_volume_slabs_are_exact_3d_subproblems(tmp_path):
     """mode="slabs": each readout slab is the volume's sub-problem: same (ky, kz) mask, maps of
     the slab, and a target equal to the volume target's rows (up to the item scale)."""
-    kw = dict(shape=(12, 24, 20), coils=4)
-    cfg = D.SynthConfig("knee3d", **kw)
-    D.write_synthetic(tmp_path / "hyb", cfg, 1, seed=2, progress=False)
-    k, m = D.synthetic.synth_volume(cfg, 2, 0)
-    D.write_volume(tmp_path / "plain" / D.synthetic.synthetic_name("knee3d", 2, 0), k, m, hybrid=False)
-    poisson = {"type": "poisson", "acceleration": 3, "calib": 6}
+    poisson = POISSON
+    write_volumes(tmp_path)
     vol = D.Volume3DDataset(tmp_path / "hyb", mask=poisson, fixed_masks=True, verbose=False)[0]
     slabs = D.Volume3DDataset(tmp_path / "hyb", mode="slabs", slab=5, mask=poisson, fixed_masks=True, verbose=False)
     plain = D.Volume3DDataset(tmp_path / "plain", mode="slabs", slab=5, mask=poisson, fixed_masks=True, verbose=False)

@@ -14,12 +14,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cg_solve_cuda(const at::Tensor& b
                                                              const std::optional<at::Tensor>& x0,
                                                              at::IntArrayRef fft_dims, int64_t iters, double tol,
                                                              int64_t coil_chunk_req) {
-  const char* op = "cg_solve";
-  const SenseGeometry g = check_and_describe(op, b, DataKind::kImage, maps, mask, fft_dims);
-  check_batch_param(op, "lam", lam, b, g.batch);
-  TORCH_CHECK(iters >= 0, "gleam::cg_solve: iters is ", num(iters), ", expected >= 0");
-  const bool has_x0 = x0.has_value() && x0->defined();
-  if (has_x0) check_same_as(op, "x0", *x0, "b", b);
+  // Not a structured binding: lambdas below capture g and has_x0 (C++17 forbids that).
+  const std::pair<SenseGeometry, bool> checked = check_cg_solve(b, maps, mask, lam, x0, fft_dims, iters);
+  const SenseGeometry& g = checked.first;
+  const bool has_x0 = checked.second;
   const c10::cuda::CUDAGuard guard(b.device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const int64_t B = g.batch, n = g.sets * g.spatial();
