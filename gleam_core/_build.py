@@ -103,6 +103,21 @@ def _cuda_arch_signature() -> str:
     return "none"
 
 
+def _shares_torch_openmp() -> bool:
+    """True when an extension compiled with -fopenmp joins torch's own OpenMP runtime: torch is
+    built with OpenMP and loads it under the plain soname ``libgomp.so.1`` (bundled or from
+    the system), which the loader then reuses. Wheels that bundle a renamed copy
+    (``libgomp-<hash>.so.1``) would get a second runtime, whose spinning threads fight torch's,
+    so there the kernels keep their own thread pool. GLEAM_CPU_POOL=own forces the pool."""
+    if os.environ.get("GLEAM_CPU_POOL", "").lower() == "own" or platform.system() != "Linux":
+        return False
+    if "OpenMP" not in torch.__config__.parallel_info():
+        return False
+    lib = Path(torch.__file__).parent / "lib"
+    bundled = [p.name for p in lib.glob("libgomp*")] + [p.name for p in lib.parent.parent.glob("torch.libs/libgomp*")]
+    return all(name == "libgomp.so.1" for name in bundled)
+
+
 def build_config() -> dict:
     """Everything the compiled library depends on (its hash names the cache entry)."""
     root = source_root()
@@ -110,6 +125,10 @@ def build_config() -> dict:
     native = _truthy("GLEAM_NATIVE", "1") and platform.machine() in ("x86_64", "AMD64")
     cflags = ["-O3", "-ffp-contract=fast", "-fno-math-errno", "-Wno-psabi"]
     cflags += ["-march=native"] if native else []
+    ldflags = []
+    if _shares_torch_openmp():  # parallel regions on torch's own OpenMP team (see aten_executor.h)
+        cflags += ["-fopenmp", "-DGLEAM_ATEN_OPENMP"]
+        ldflags.append("-fopenmp")
     cuda_flags = ["-O3", "-std=c++17"]
     if with_cuda:
         cflags.append("-DGLEAM_WITH_CUDA")
@@ -129,6 +148,7 @@ def build_config() -> dict:
         "sources": srcs,
         "with_cuda": with_cuda,
         "cflags": cflags,
+        "ldflags": ldflags,
         "cuda_flags": cuda_flags,
         "include": [str(root / "csrc"), str(root)],
         "key": key,
@@ -177,6 +197,7 @@ def build(force: bool = False, verbose: bool | None = None) -> types.ModuleType:
             sources=[str(s) for s in cfg["sources"]],
             extra_cflags=cfg["cflags"],
             extra_cuda_cflags=cfg["cuda_flags"],
+            extra_ldflags=cfg["ldflags"],
             extra_include_paths=cfg["include"],
             build_directory=str(build_dir),
             with_cuda=cfg["with_cuda"],

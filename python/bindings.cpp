@@ -24,6 +24,11 @@ pybind11::dict build_info() {
 #else
   d["cpu_simd"] = "generic";
 #endif
+#ifdef GLEAM_ATEN_OPENMP
+  d["cpu_threads"] = "torch's OpenMP team";
+#else
+  d["cpu_threads"] = "own pool";
+#endif
   d["compiler"] = __VERSION__;
   return d;
 }

@@ -29,3 +29,13 @@ def _seed():
 def devices():
     """Devices to test: the CPU, plus CUDA when present."""
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture
+def single_thread():
+    """Tiny convolutions run fastest on one thread, and a second OpenMP thread stalls whenever the
+    shared CI cores are busy; the previous count is restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -16,7 +16,7 @@ import yaml
 from gleam_core.train.checkpoints import latest_checkpoint, load_checkpoint
 from gleam_core.train.schema import to_dict
 from gleam_core.train.trainer import Trainer
-from test_train_strategies import tiny_spec
+from train_cases import tiny_spec
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}

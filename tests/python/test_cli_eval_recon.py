@@ -17,8 +17,7 @@ from gleam_core.data import FastMRIDataset, SynthConfig, collate, write_syntheti
 from gleam_core.train.checkpoints import latest_checkpoint, load_model
 from gleam_core.train.evaluation import batch_problem
 from gleam_core.train.trainer import Trainer
-from test_models_unrolled import single_thread  # noqa: F401  (fixture)
-from test_train_strategies import tiny_spec
+from train_cases import tiny_spec
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -124,7 +123,7 @@ def test_eval_refuses_files_without_target_but_recon_reads_them(trained, tmp_pat
     gleam-eval says which file, gleam-recon reconstructs it with its own mask."""
     import numpy as np
 
-    from test_data_helpers import coil_data, write_fastmri_by_hand
+    from data_files import coil_data, write_fastmri_by_hand
 
     root, _ = trained
     kspace, maps = coil_data(2, 4, 32, 32, seed=3)

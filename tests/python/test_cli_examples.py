@@ -10,7 +10,6 @@ import torch
 
 from gleam_core.cli.train import main as train_main
 from gleam_core.train.spec import STRATEGY_NAMES, load_spec
-from test_models_unrolled import single_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -10,7 +10,7 @@ import pytest
 import gleam_core.data as D
 from gleam_core.atomic import atomic_h5
 from gleam_core.data import sidecar
-from test_data_helpers import coil_data, write_fastmri_by_hand
+from data_files import coil_data, write_fastmri_by_hand
 
 RANDOM4 = {"type": "random", "center_fractions": [0.08], "accelerations": [4]}
 

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 
 import gleam_core.data as D
 from gleam_core.data.sidecar import compute_maps
-from test_data_helpers import coil_data, ifft2c_np, to_np, write_fastmri_by_hand
+from data_files import coil_data, ifft2c_np, to_np, write_fastmri_by_hand
 
 RANDOM4 = {"type": "random", "center_fractions": [0.08], "accelerations": [4]}
 H, W, C, N = 48, 40, 4, 3

@@ -9,7 +9,6 @@ import pytest
 
 from distributed_cases import assert_same_training_state, reference, state, torchrun, write_spec
 from gleam_core.train.checkpoints import list_checkpoints
-from test_models_unrolled import single_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

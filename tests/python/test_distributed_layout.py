@@ -23,7 +23,7 @@ from gleam_core.train.distributed.reporting import combine
 from gleam_core.train.distributed.world import Layout, World, choose_backend
 from gleam_core.train.schema import SpecError, to_dict
 from gleam_core.train.spec import parse_spec
-from test_train_strategies import tiny_spec
+from train_cases import tiny_spec
 
 
 def test_layout_maps_ranks_to_stages_replicas_and_modules():

@@ -11,8 +11,7 @@ import torch.distributed as dist
 from distributed_cases import assert_same_training_state, reference, spec_overrides, state
 from gleam_core.train.distributed.trainer import DistributedTrainer
 from gleam_core.train.distributed.world import Layout, init_world, shutdown
-from test_models_unrolled import single_thread  # noqa: F401  (fixture)
-from test_train_strategies import tiny_spec
+from train_cases import tiny_spec
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -16,8 +16,7 @@ from distributed_cases import (assert_same_training_state, max_rel_diff, referen
                                torchrun, write_spec)
 from gleam_core.cli.eval import main as eval_main
 from gleam_core.train.trainer import Trainer
-from test_models_unrolled import single_thread  # noqa: F401  (fixture)
-from test_train_strategies import tiny_spec
+from train_cases import tiny_spec
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

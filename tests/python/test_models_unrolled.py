@@ -6,36 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gleam_core.models import (DenoiserConfig, InverseOptions, ModelConfig, Problem, UnrolledNet, from_channels,
-                               invert_residual, solve_hpd, to_channels)
-from ops_cases import CASES, make, rel
-
-@pytest.fixture
-def single_thread():
-    """Tiny convolutions run fastest on one thread, and a second OpenMP thread stalls whenever the
-    shared CI cores are busy; the previous count is restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+from gleam_core.models import InverseOptions, UnrolledNet, from_channels, invert_residual, solve_hpd, to_channels
+from ops_cases import CASES, rel
+from train_cases import problem_for, tiny
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 KINDS = {"2d_even_1dmask": "2d", "2d_odd_2dmask_M2": "2d", "3d_2dmask": "3d", "cine_kt": "cine"}
-
-
-def problem_for(case, dtype=torch.complex64, seed=0) -> tuple[Problem, torch.Tensor]:
-    """A SENSE problem with maps normalized so that ||A^H A|| <= 1, and a random target."""
-    x, maps, y, mask = make(case, dtype, seed=seed)
-    maps = maps / maps.abs().square().sum((1, 2), keepdim=True).sqrt()
-    return Problem.from_data(y, maps, mask, case.fft_ndim), x
-
-
-def tiny(type_: str = "pgd", **kw) -> ModelConfig:
-    den = kw.pop("denoiser", {})
-    return ModelConfig(type=type_, unrolls=kw.pop("unrolls", 2),
-                       denoiser=DenoiserConfig(**{"features": 4, "blocks": 1, "layers": 3, **den}), **kw)
 
 
 def test_channels_round_trip():

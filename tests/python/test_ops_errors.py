@@ -1,7 +1,6 @@
 """Bad input to the ops: every case raises a ValueError (wrappers) or RuntimeError (raw
 ops) that names the argument, what it got and what was expected."""
 
-import re
 
 import pytest
 import torch

@@ -12,9 +12,9 @@ import torch
 from gleam_core.models import UnrolledNet
 from gleam_core.train.losses import complex_l1
 from gleam_core.train.optim import OptimizerConfig
-from gleam_core.train.strategies import STRATEGIES, Gleam
+from gleam_core.train.strategies import Gleam
 from ops_cases import CASES
-from test_models_unrolled import problem_for, single_thread, tiny  # noqa: F401  (fixture)
+from train_cases import problem_for, tiny
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -14,7 +14,7 @@ from gleam_core.train.losses import complex_l1
 from gleam_core.train.optim import OptimizerConfig
 from gleam_core.train.strategies import STRATEGIES
 from ops_cases import CASES
-from test_models_unrolled import problem_for, single_thread, tiny  # noqa: F401  (fixture)
+from train_cases import problem_for, tiny
 
 # These contractive configurations bound the denoiser by out_scale, not by a Lipschitz cap.
 pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.filterwarnings("ignore:invertible:UserWarning")]

@@ -15,7 +15,7 @@ from gleam_core.train.memory import SavedTensorMeter, count_inner_saves
 from gleam_core.train.optim import OptimizerConfig
 from gleam_core.train.strategies import STRATEGIES
 from ops_cases import Case
-from test_models_unrolled import problem_for, single_thread, tiny  # noqa: F401  (fixture)
+from train_cases import problem_for, tiny
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -18,8 +18,7 @@ import yaml
 from gleam_core.train.checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint
 from gleam_core.train.schema import SpecError, to_dict
 from gleam_core.train.trainer import Trainer, TrainingDiverged
-from test_models_unrolled import single_thread  # noqa: F401  (fixture)
-from test_train_strategies import tiny_spec
+from train_cases import tiny_spec
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

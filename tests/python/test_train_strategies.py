@@ -10,28 +10,10 @@ import torch
 import yaml
 
 from gleam_core.train.checkpoints import list_checkpoints, load_model
-from gleam_core.train.spec import parse_spec
 from gleam_core.train.trainer import Trainer
-from test_models_unrolled import single_thread  # noqa: F401  (fixture)
+from train_cases import tiny_spec
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-def tiny_spec(tmp_path, *overrides: str, iterations: int = 24) -> dict:
-    """A raw spec for a seconds-long run on 32x32 synthetic knee slices with 4 coils."""
-    raw = {
-        "output": str(tmp_path / "run"),
-        "data": {"kind": "2d", "batch_size": 2, "val_batch_size": 2,
-                 "train": {"synthetic": {"kind": "knee2d", "n": 8, "shape": [32, 32], "coils": 4, "slices": 4}},
-                 "val": {"synthetic": {"kind": "knee2d", "n": 2, "shape": [32, 32], "coils": 4, "slices": 2}}},
-        "masks": {"type": "random", "center_fractions": [0.1], "accelerations": [3]},
-        "model": {"type": "pgd", "unrolls": 2, "denoiser": {"features": 8, "blocks": 1}},
-        "gleam": {"modules": 2},
-        "optimizer": {"lr": 3e-3},
-        "schedule": {"iterations": iterations, "val_every": iterations, "checkpoint_every": 8, "keep_last": 2},
-        "logging": {"every": 4, "progress": False},
-    }
-    return parse_spec(raw, list(overrides))
 
 
 @pytest.mark.parametrize("strategy,model,extra", [

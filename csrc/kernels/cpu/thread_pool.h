@@ -1,10 +1,11 @@
 // A small persistent thread pool for the CPU kernels.
 //
-// Why not at::parallel_for: with torch's OpenMP backend it is header-inline, so an
-// extension compiled without -fopenmp silently runs it serially, and compiling with
-// -fopenmp loads a second OpenMP runtime beside torch's, whose spinning threads then
-// fight torch's own on small machines. This pool blocks its idle workers on a condition
-// variable and takes its size from the caller (the torch glue passes at::get_num_threads()).
+// Framework-free (ctest, and torch builds whose OpenMP runtime an extension cannot share).
+// The torch glue prefers torch's own OpenMP team where it can join it (see
+// ops/cpu/aten_executor.h): at::parallel_for is header-inline, so without -fopenmp it runs
+// serially, and a second OpenMP runtime beside torch's would have its spinning threads fight
+// torch's. This pool blocks its idle workers on a condition variable and takes its size from
+// the caller.
 #pragma once
 
 #include <cstdint>
