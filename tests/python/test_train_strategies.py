@@ -18,7 +18,9 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 @pytest.mark.parametrize("strategy,model,extra", [
     ("e2e", "pgd", []), ("checkpoint", "pgd", []), ("invertible", "pgd", ["model.denoiser.lipschitz=0.9"]),
-    ("gleam", "pgd", []), ("gleam", "modl", []), ("invertible", "modl", [])])
+    ("gleam", "pgd", []), ("gleam", "modl", []),
+    # MoDL's unbounded denoiser still inverts at this scale; the warning about it is expected.
+    pytest.param("invertible", "modl", [], marks=pytest.mark.filterwarnings("ignore:invertible:UserWarning"))])
 def test_strategy_lowers_validation_loss(tmp_path, strategy, model, extra):
     spec = tiny_spec(tmp_path, f"strategy={strategy}", f"model.type={model}", "model.lam=0.5",
                      "model.cg_iters=4", "invertible.iters=10", *extra)
