@@ -53,8 +53,8 @@ def test_run_directory_contents(tmp_path):
 
 
 def test_csv_records(tmp_path):
-    spec = tiny_spec(tmp_path, "strategy=invertible", "model.denoiser.lipschitz=0.9", "logging.format=csv", "logging.tensorboard=false",
-                     iterations=8)
+    spec = tiny_spec(tmp_path, "strategy=invertible", "model.denoiser.lipschitz=0.9", "logging.format=csv",
+                     "logging.tensorboard=false", iterations=8)
     Trainer(spec).run()
     header, *rows = (tmp_path / "run" / "train.csv").read_text().splitlines()
     assert header.split(",")[:2] == ["iteration", "loss_0"] and "inversion_error" in header
