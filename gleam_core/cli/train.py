@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         from ..train.distributed.launch import main as distributed_main
         return distributed_main(args.spec, args.overrides, args.resume)
     from ..train.spec import load_spec
-    from ..train.trainer import Trainer, TrainingDiverged
+    from ..train import Trainer, TrainingDiverged
 
     try:
         spec = load_spec(args.spec, args.overrides)

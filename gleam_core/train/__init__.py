@@ -6,8 +6,8 @@ checkpoint, invertible, gleam), :mod:`.trainer` (the loop), :mod:`.checkpoints`,
 docs/training.md.
 """
 
-from .checkpoints import load_model
+from .checkpoints import TrainingDiverged, load_model
 from .spec import Spec, load_spec, parse_spec
-from .trainer import Trainer, TrainingDiverged
+from .trainer import Trainer
 
 __all__ = ["Spec", "Trainer", "TrainingDiverged", "load_model", "load_spec", "parse_spec"]

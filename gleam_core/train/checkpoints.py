@@ -8,8 +8,10 @@ GLEAM module), the data stream's position, the RNG states, and the resolved spec
 
 from __future__ import annotations
 
+import math
 import random
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,22 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 class TrainingDiverged(RuntimeError):
     """A loss or the weights became NaN or infinite; the run stopped without writing a checkpoint."""
+
+
+def check_losses_finite(losses: Sequence[float], modules: Sequence[int], iteration: int,
+                        saved_iteration: int | None, run_dir: Path, where: str = "") -> None:
+    """Raises :class:`TrainingDiverged` naming the first module whose loss is NaN/inf at step
+    ``iteration`` (0-based, before the step), the last good checkpoint, and what to try next.
+    ``where`` (e.g. the rank and stage) is appended to the module's name."""
+    bad = [(m, v) for m, v in zip(modules, losses) if not math.isfinite(v)]
+    if not bad:
+        return
+    m, v = bad[0]
+    who = (f"module {m}" if len(losses) > 1 or where else "the network") + (f" on {where}" if where else "")
+    last = (f"the last good checkpoint is iteration {saved_iteration} in {run_dir / 'checkpoints'} (untouched)"
+            if saved_iteration is not None else "no checkpoint was written yet")
+    raise TrainingDiverged(f"iteration {iteration + 1}: the loss of {who} is {v}; training stopped and {last}. "
+                           "Lower optimizer.lr or set optimizer.grad_clip, then --resume or start again.")
 
 
 def save_checkpoint(run_dir: str | Path, iteration: int, payload: dict, keep_last: int) -> Path:

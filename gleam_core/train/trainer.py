@@ -9,7 +9,6 @@ an uninterrupted run.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -22,8 +21,8 @@ from ..data import collate
 from ..models import InverseOptions, UnrolledNet
 from ..atomic import atomic_write_text
 from .batches import BatchStream
-from .checkpoints import (TrainingDiverged, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
-                          set_rng_state)
+from .checkpoints import (check_losses_finite, latest_checkpoint, load_checkpoint, rng_state,
+                          save_checkpoint, set_rng_state)
 from .datasets import build_dataset, val_loader
 from .evaluation import batch_problem, image_metrics
 from .figures import comparison, save_png
@@ -165,16 +164,7 @@ class Trainer:
     # ---- training --------------------------------------------------------------------------
 
     def _check_finite(self, losses: list[float]) -> None:
-        bad = [(m, v) for m, v in enumerate(losses) if not math.isfinite(v)]
-        if bad:
-            m, v = bad[0]
-            where = f"module {m}" if len(losses) > 1 else "the network"
-            last = (f"the last good checkpoint is iteration {self.saved_iteration} in "
-                    f"{self.run_dir / 'checkpoints'} (untouched)" if self.saved_iteration is not None
-                    else "no checkpoint was written yet")
-            raise TrainingDiverged(f"iteration {self.iteration + 1}: the loss of {where} is {v}; training stopped "
-                                   f"and {last}. Lower optimizer.lr or set optimizer.grad_clip, then --resume or "
-                                   "start again.")
+        check_losses_finite(losses, range(len(losses)), self.iteration, self.saved_iteration, self.run_dir)
 
     def run(self) -> dict:
         """Trains to the end of the schedule; returns the final validation metrics."""

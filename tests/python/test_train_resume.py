@@ -15,9 +15,9 @@ import pytest
 import torch
 import yaml
 
-from gleam_core.train.checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint
+from gleam_core.train.checkpoints import check_losses_finite, latest_checkpoint, list_checkpoints, load_checkpoint
 from gleam_core.train.schema import SpecError, to_dict
-from gleam_core.train.trainer import Trainer, TrainingDiverged
+from gleam_core.train import Trainer, TrainingDiverged
 from train_cases import tiny_spec
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -115,6 +115,14 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in list_checkpoints(run)] == ["iter_00000004.pt"]
     state = load_checkpoint(latest_checkpoint(run))
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_divergence_message_names_the_stage_of_a_distributed_rank(tmp_path):
+    # A stage holds modules 2 and 3 of the network; the second of its losses is infinite.
+    with pytest.raises(TrainingDiverged, match=r"iteration 9: the loss of module 3 on rank 1 \(stage 1\) is inf"
+                                                r".*no checkpoint was written yet"):
+        check_losses_finite([0.5, float("inf")], [2, 3], 8, None, tmp_path, where="rank 1 (stage 1)")
+    check_losses_finite([0.5, 0.25], [2, 3], 8, None, tmp_path, where="rank 1 (stage 1)")  # finite: no error
 
 
 def test_resume_refuses_a_different_model(tmp_path):

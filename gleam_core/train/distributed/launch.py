@@ -49,7 +49,7 @@ def main(spec_path: str, overrides: list[str], resume: bool) -> int:
         if local_rank == 0:  # the same message on every rank: once per machine
             _say(str(exc), rank=rank)
         return 2
-    from ..trainer import TrainingDiverged
+    from ..checkpoints import TrainingDiverged
     from .reporting import describe_ranks
     from .stopping import StopWatcher
     from .trainer import CollectiveFailure, DistributedTrainer, SharedError

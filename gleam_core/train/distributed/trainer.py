@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from ...data import collate
 from ...models import UnrolledNet
-from ..checkpoints import latest_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..checkpoints import check_losses_finite, latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..datasets import build_dataset
 from ..evaluation import batch_problem, image_metrics
 from ..figures import comparison, save_png
@@ -41,7 +41,7 @@ from ..losses import get_loss
 from ..records import MetricsLog
 from ..schema import to_dict
 from ..spec import Spec
-from ..trainer import Trainer, TrainingDiverged, _fmt_bytes
+from ..trainer import Trainer, _fmt_bytes
 from .data import ShardedBatchStream
 from .faults import ENV as FAULT_ENV
 from .faults import maybe_inject, parse_fault
@@ -290,15 +290,8 @@ class DistributedTrainer:
     # ---- training --------------------------------------------------------------------------
 
     def _check_finite(self, losses: list[float]) -> None:
-        bad = [(m, v) for m, v in zip(self.stage.modules, losses) if not math.isfinite(v)]
-        if bad:
-            m, v = bad[0]
-            last = (f"the last good checkpoint is iteration {self.saved_iteration} in "
-                    f"{self.run_dir / 'checkpoints'} (untouched)" if self.saved_iteration is not None
-                    else "no checkpoint was written yet")
-            raise TrainingDiverged(f"iteration {self.iteration + 1}: the loss of module {m} is {v} on "
-                                   f"{self.world.describe()}; training stopped and {last}. Lower optimizer.lr or "
-                                   "set optimizer.grad_clip, then --resume or start again.")
+        check_losses_finite(losses, self.stage.modules, self.iteration, self.saved_iteration, self.run_dir,
+                            where=self.world.describe())
 
     def train_iteration(self) -> dict:
         """Loads this replica's next batch and trains this stage's modules on it; returns the
