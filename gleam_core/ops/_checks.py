@@ -5,6 +5,8 @@ Every failure is a ``ValueError`` naming the argument, what it got and what was 
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import Tensor
 
@@ -80,7 +82,7 @@ def check_mask_fits(mask: Tensor, batch: int, spatial: tuple[int, ...], data_nam
 def per_batch_param(name: str, value: float | Tensor, batch: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """A real scalar or per-batch parameter as a tensor of shape () or (B,)."""
     if not isinstance(value, Tensor):
-        if not isinstance(value, (int, float)):
+        if not isinstance(value, numbers.Real):
             raise ValueError(f"{name} must be a float or a real tensor of shape () or ({batch},), "
                              f"got {type(value).__name__}")
         return torch.tensor(float(value), dtype=dtype, device=device)

@@ -62,7 +62,7 @@ def cg_solve(b: Tensor, maps: Tensor, mask: Tensor, lam: Tensor, x0: Tensor | No
              iters: int, tol: float, coil_chunk: int = 0) -> tuple[Tensor, Tensor, Tensor]:
     """Batched CG for (A^H A + lam_b I) x = b; each batch element stops on its own.
 
-    Returns x, the relative residual ||r_b|| / ||b_b|| (real, (B,)) and the iterations
+    Returns x, the relative (recursively updated) residual ||r_b|| / ||b_b|| (real, (B,)) and the iterations
     each element ran (int64, (B,)).
     """
     lam_b = lam.reshape(-1).expand(b.shape[0]).to(b.real.dtype)
@@ -75,6 +75,8 @@ def cg_solve(b: Tensor, maps: Tensor, mask: Tensor, lam: Tensor, x0: Tensor | No
     p = r.clone()
     rs = _bdot(r, r)
     bnorm = _bdot(b, b).sqrt()
+    if x0 is not None:  # b = 0: x = 0 solves the system exactly, whatever x0 was
+        x = torch.where(_per_batch(bnorm == 0, x), torch.zeros_like(x), x)
     active = (bnorm > 0) & ((rs.sqrt() > tol * bnorm) if tol > 0 else torch.ones_like(bnorm, dtype=torch.bool))
     done = torch.zeros(b.shape[0], dtype=torch.int64, device=b.device)
     for it in range(iters):

@@ -16,6 +16,7 @@ GPU path skip the FFT without inspecting mask values.
 
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -26,7 +27,12 @@ from . import _checks, _library, reference
 
 class CGResult(NamedTuple):
     """Solution of ``(A^H A + lam I) x = b``, the relative residual ``||r_b|| / ||b_b||`` (B,)
-    and the iterations each batch element ran (B,) (int64)."""
+    and the iterations each batch element ran (B,) (int64).
+
+    ``r_b`` is CG's recursively updated residual (what the stopping test uses), which tracks
+    the true ``b - (A^H A + lam I) x`` down to about the precision's rounding (~1e-6 relative
+    in complex64). An element with ``b_b = 0`` returns ``x_b = 0`` (exact), residual 0, 0
+    iterations, whatever ``x0`` was."""
 
     x: Tensor
     residual: Tensor
@@ -170,11 +176,14 @@ class SenseOp:
                 raise ValueError(f"x0 has shape {tuple(x0.shape)}, expected {tuple(b.shape)} like b")
         if not isinstance(iters, int) or iters < 0:
             raise ValueError(f"iters must be a non-negative int, got {iters!r}")
-        if not isinstance(tol, (int, float)) or tol < 0:
+        if not isinstance(tol, numbers.Real) or not tol >= 0:
             raise ValueError(f"tol must be a non-negative float, got {tol!r}")
         lam_t = _checks.per_batch_param("lam", lam, b.shape[0], self.mask.dtype, b.device)
-        if lam_t.device.type == "cpu" and not torch.compiler.is_compiling() and bool((lam_t < 0).any()):
-            raise ValueError(f"lam must be >= 0 (A^H A + lam I must be positive semi-definite), got {lam_t.tolist()}")
+        # Checked where it costs no device sync; NaN would pass a plain `lam < 0` test.
+        if lam_t.device.type == "cpu" and not torch.compiler.is_compiling() and \
+                not bool((torch.isfinite(lam_t) & (lam_t >= 0)).all()):
+            raise ValueError(f"lam must be finite and >= 0 (A^H A + lam I must be positive semi-definite), "
+                             f"got {lam_t.tolist()}")
         if self.use_reference:
             return CGResult(*reference.cg_solve(b, self.maps, self.mask, lam_t, x0, self.fft_dims, iters, float(tol)))
         x0c = None if x0 is None else x0.detach()

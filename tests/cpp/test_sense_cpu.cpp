@@ -189,6 +189,26 @@ TYPED_TEST(SenseCpu, ConjugateGradientsSolvesRegularizedNormalEquations) {
   }
 }
 
+TYPED_TEST(SenseCpu, ConjugateGradientsZeroRightHandSideIgnoresWarmStart) {
+  using T = TypeParam;
+  const Case& c = cases()[0];  // B = 2: element 1 gets b = 0, element 0 a real system
+  auto p = random_problem<T>(geometry(c), 19);
+  auto g = decoupled(p.g);
+  const int64_t B = c.B, n = c.M * p.g.spatial();
+  std::fill(p.x.begin() + n, p.x.end(), std::complex<T>(0));
+  auto x = random_problem<T>(geometry(c), 20).x;  // x0: nonzero everywhere
+  std::vector<std::complex<T>> work(static_cast<size_t>(3 * B * n));
+  std::vector<T> lam{T(0.5)}, resid(static_cast<size_t>(B));
+  std::vector<int64_t> iters(static_cast<size_t>(B));
+  cpu::cg_solve<T>(g, p.x.data(), p.maps.data(), p.mask.data(), lam.data(), 0, true, 5, 0.0, x.data(), work.data(),
+                   resid.data(), iters.data(), cpu::serial_executor());
+  for (int64_t i = n; i < 2 * n; ++i) ASSERT_EQ(x[size_t(i)], std::complex<T>(0)) << "index " << i;
+  EXPECT_EQ(resid[1], T(0));
+  EXPECT_EQ(iters[1], 0);
+  EXPECT_EQ(iters[0], 5);
+  EXPECT_GT(resid[0], T(0));
+}
+
 TEST(ThreadPool, CoversRangeOnceAndRunsNestedCallsSerially) {
   std::vector<std::atomic<int>> hits(1000);
   cpu::pool_parallel_for(0, 1000, 1, 4, [&](int64_t b, int64_t e) {

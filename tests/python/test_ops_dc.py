@@ -63,6 +63,33 @@ def test_cg_warm_start():
     assert float(warm.residual.max()) < 1e-10
 
 
+def test_cg_zero_right_hand_side_returns_zero_whatever_the_warm_start(devices):
+    for device in devices:
+        x, maps, _, mask = make(CASES[0], torch.complex128, device, seed=15)
+        b = x.clone()
+        b[1] = 0
+        x0 = torch.randn_like(x)
+        op = ops.SenseOp(maps, mask)
+        got = op.cg(b, 0.5, x0=x0, iters=8)
+        assert bool((got.x[1] == 0).all())
+        assert float(got.residual[1]) == 0.0 and int(got.iterations[1]) == 0
+        alone = ops.SenseOp(maps[:1], mask).cg(b[:1], 0.5, x0=x0[:1], iters=8)  # the other element is unaffected
+        assert rel(got.x[:1], alone.x) < 1e-12
+        ref = reference.cg_solve(b, maps, op.mask, torch.tensor(0.5, dtype=torch.float64, device=device), x0,
+                                 [-2, -1], 8, 0.0)
+        assert rel(got.x, ref[0]) < 1e-9
+        assert torch.equal(got.iterations.cpu(), ref[2].cpu())
+
+
+def test_scalar_parameters_accept_numpy_numbers():
+    np = pytest.importorskip("numpy")
+    x, maps, y, mask = make(CASES[0], torch.complex64, seed=16)
+    want = ops.dc_gradient_step(x, y, maps, mask, 0.5)
+    assert rel(ops.dc_gradient_step(x, y, maps, mask, np.float32(0.5)), want) < 1e-7
+    assert rel(ops.dc_cg(x, maps, mask, np.float64(0.5), iters=3, tol=np.float32(0)).x,
+               ops.dc_cg(x, maps, mask, 0.5, iters=3).x) < 1e-7
+
+
 def _tiny(dtype=torch.complex128):
     x, maps, y, mask = make(CASES[1], dtype, seed=14)
     return x[:, :, :4, :3].contiguous(), maps[:, :3, :, :4, :3].contiguous(), y[:, :3, :4, :3].contiguous(), \

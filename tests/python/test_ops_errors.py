@@ -82,7 +82,10 @@ def test_bad_step_and_lam(problem):
     x, maps, y, mask = problem
     raises(r"step has shape \(3,\), expected \(\) or \(2,\)", ops.dc_gradient_step, x, y, maps, mask, torch.ones(3))
     raises(r"step must be real", ops.dc_gradient_step, x, y, maps, mask, torch.ones(2, dtype=torch.complex64))
-    raises(r"lam must be >= 0", ops.dc_cg, x, maps, mask, -1.0)
+    raises(r"lam must be finite and >= 0 .* got -1.0", ops.dc_cg, x, maps, mask, -1.0)
+    nan_lam = torch.tensor([0.5, float("nan")])
+    raises(r"lam must be finite and >= 0 .* got \[0.5, nan\]", ops.dc_cg, x, maps, mask, nan_lam)
+    raises(r"tol must be a non-negative float, got nan", ops.dc_cg, x, maps, mask, 0.5, tol=float("nan"))
     raises(r"iters must be a non-negative int, got -2", ops.dc_cg, x, maps, mask, 0.5, iters=-2)
     raises(r"x0 batch size 1 does not match maps batch size 2", ops.dc_cg, x, maps, mask, 0.5, x0=x[:1])
     raises(r"x0 has shape \(1, 1, 8, 6\), expected \(2, 1, 8, 6\) like b", ops.dc_cg, x, maps[:1], mask, 0.5, x0=x[:1])

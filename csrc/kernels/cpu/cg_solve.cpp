@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -80,6 +81,8 @@ void cg_solve(const SenseGeometry& g, const std::complex<T>* b, const std::compl
     bnorm[bi] = std::sqrt(reduce(bi));
     iters_done[bi] = 0;
     active[bi] = bnorm[bi] > 0 && (tol <= 0 || std::sqrt(rs[bi]) > tol * bnorm[bi]);
+    // b = 0: x = 0 solves the system exactly (the minimum-norm solution when lam = 0), whatever x0 was.
+    if (bnorm[bi] == 0 && has_x0) std::fill(x + bi * n, x + (bi + 1) * n, C(0));
   }
 
   for (int64_t it = 0; it < iters; ++it) {

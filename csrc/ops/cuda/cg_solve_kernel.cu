@@ -1,5 +1,7 @@
 #include <torch/library.h>
 
+#include <vector>
+
 #include "kernels/cuda/cg_cuda.cuh"
 #include "ops/common.h"
 #include "ops/cuda/normal_cuda.h"
@@ -64,6 +66,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cg_solve_cuda(const at::Tensor& b
     }
     C10_CUDA_CHECK(cuda::cg_finish<T>(st, B, resid.data_ptr<T>(), stream));
   });
+  if (has_x0) {  // b = 0: x = 0 solves the system exactly, whatever x0 was (as on the CPU)
+    std::vector<int64_t> per_batch(size_t(x.dim()), 1);
+    per_batch[0] = B;
+    x.masked_fill_(scal.narrow(0, B, B).eq(0).view(per_batch), 0);
+  }
   return {x, resid, done};
 }
 
