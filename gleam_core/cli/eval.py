@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from .args import positive_int
+
 COLUMNS = [("psnr", "PSNR"), ("psnr_zf", "PSNR zf"), ("psnr_mag", "PSNR mag"), ("psnr_mag_zf", "mag zf"),
            ("ssim", "SSIM"), ("ssim_zf", "SSIM zf"), ("nrmse", "NRMSE"), ("nrmse_zf", "NRMSE zf")]
 
@@ -25,9 +27,9 @@ def parser() -> argparse.ArgumentParser:
                                   "'{synthetic: {kind: knee2d, n: 8}}' (default: the run's validation data)")
     p.add_argument("--masks", help="YAML mask spec overriding the run's, e.g. '{type: random, accelerations: [8], "
                                    "center_fractions: [0.04]}'")
-    p.add_argument("--limit", type=int, help="evaluate only the first N items")
+    p.add_argument("--limit", type=positive_int, help="evaluate only the first N items")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=positive_int, default=1, help="items per batch (default 1)")
     p.add_argument("--out", help="CSV file (default: <run>/eval.csv)")
     return p
 

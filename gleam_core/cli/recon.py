@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .args import positive_int
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gleam-recon", description="Reconstruct HDF5 k-space files with a trained "
@@ -22,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--masks", help="YAML mask spec for fully sampled inputs (default: the run's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=positive_int, default=1, help="items per batch (default 1)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     return p
 

@@ -115,7 +115,15 @@ class H5Dataset(MaskedDataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"{type(self).__name__} index {index} out of range for {len(self)} items")
         e, j = self.index[index % len(self)]
-        return self._load(self.entries[e], j, index % len(self))
+        item = self._load(self.entries[e], j, index % len(self))
+        # A NaN sample in a file would surface later as a NaN loss blamed on the optimizer.
+        for key in ("kspace", "maps", "target"):
+            value = item.get(key)
+            if isinstance(value, Tensor) and not bool(torch.isfinite(value).all()):
+                bad = int((~torch.isfinite(value)).sum())
+                raise DataFormatError(f"{self.entries[e].path}: item {j} ({self.item_name}) has {bad} NaN or "
+                                      f"infinite values in {key!r}")
+        return item
 
     def summary(self) -> str:
         """Files, items, shapes and coils (printed on load when verbose)."""

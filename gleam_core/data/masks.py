@@ -25,6 +25,7 @@ draws a fresh mask per item from :func:`training_seed` (base seed, epoch, index)
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -522,6 +523,15 @@ def mask_from_spec(spec: Mapping[str, Any] | MaskFunc | None) -> MaskFunc | None
     if kind not in _KINDS:
         raise ValueError(f"mask spec: unknown type {kind!r}, expected one of {sorted(_KINDS)}")
     kwargs = {k: v for k, v in spec.items() if k != "type"}
+    params = list(inspect.signature(_KINDS[kind]).parameters.values())
+    required = [p.name for p in params if p.default is inspect.Parameter.empty]
+    allowed = [p.name for p in params]
+    missing = [k for k in required if k not in kwargs]
+    unknown = [k for k in kwargs if k not in allowed]
+    if missing or unknown:
+        what = "; ".join(([f"missing {missing}"] if missing else []) + ([f"unknown {unknown}"] if unknown else []))
+        raise ValueError(f"mask spec for type {kind!r}: {what} (required keys {required}, optional "
+                         f"{[k for k in allowed if k not in required]})")
     try:
         return _KINDS[kind](**kwargs)
     except TypeError as exc:

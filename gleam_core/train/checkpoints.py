@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,10 +55,13 @@ def check_losses_finite(losses: Sequence[float], modules: Sequence[int], iterati
         return
     m, v = bad[0]
     who = (f"module {m}" if len(losses) > 1 or where else "the network") + (f" on {where}" if where else "")
-    last = (f"the last good checkpoint is iteration {saved_iteration} in {run_dir / 'checkpoints'} (untouched)"
-            if saved_iteration is not None else "no checkpoint was written yet")
+    if saved_iteration is not None:
+        last = f"the last good checkpoint is iteration {saved_iteration} in {run_dir / 'checkpoints'} (untouched)"
+        then = "then --resume or start again"
+    else:
+        last, then = "no checkpoint was written yet", "then start again"
     raise TrainingDiverged(f"iteration {iteration + 1}: the loss of {who} is {v}; training stopped and {last}. "
-                           "Lower optimizer.lr or set optimizer.grad_clip, then --resume or start again.")
+                           f"Lower optimizer.lr or set optimizer.grad_clip, {then}.")
 
 
 def save_checkpoint(run_dir: str | Path, iteration: int, payload: dict, keep_last: int) -> Path:
@@ -84,10 +88,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its end record is the last thing written
+        raise RuntimeError(f"{str(path)!r} is not a GLEAM checkpoint: not a file written by torch.save, or truncated")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise RuntimeError(f"checkpoint {str(path)!r} could not be read: {exc}") from exc
+    except Exception as exc:  # torch raises several types for corrupt or foreign files; its first line says why
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RuntimeError(f"{str(path)!r} is not a readable GLEAM checkpoint ({reason})") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise RuntimeError(f"{str(path)!r} is not a GLEAM checkpoint (format {got!r}, expected {FORMAT!r})")
@@ -97,6 +104,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def resolve_checkpoint(run_or_file: str | Path) -> Path:
     """A checkpoint file itself, or the latest checkpoint of a run directory."""
     p = Path(run_or_file)
+    if p.is_dir() and p.name == "checkpoints" and not checkpoint_dir(p).is_dir():
+        p = p.parent  # the run's checkpoint folder itself
     if p.is_dir():
         latest = latest_checkpoint(p)
         if latest is None:

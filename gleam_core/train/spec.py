@@ -194,7 +194,8 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
     """Reads and validates a YAML spec file (see :func:`parse_spec`)."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError("", f"spec file {str(path)!r} does not exist")
+        what = "is a directory, not a YAML file" if path.is_dir() else "does not exist"
+        raise SpecError("", f"spec file {str(path)!r} {what}")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

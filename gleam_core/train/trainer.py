@@ -26,6 +26,7 @@ from .checkpoints import (check_losses_finite, latest_checkpoint, load_checkpoin
 from .datasets import build_dataset, val_loader
 from .evaluation import batch_problem, image_metrics
 from .figures import comparison, save_png
+from .interrupt import DeferredInterrupt
 from .losses import get_loss
 from .records import MetricsLog
 from .schema import SpecError, to_dict
@@ -172,36 +173,42 @@ class Trainer:
         bar = tqdm(total=self.total, initial=self.iteration, disable=not spec.logging.progress, unit="it",
                    dynamic_ncols=True, desc=f"{spec.strategy}")
         in_step = False
+        stop = DeferredInterrupt(self.out)
         try:
-            while self.iteration < self.total:
-                t0 = time.perf_counter()
-                in_step = True  # from here until the count advances, state and position disagree
-                problem, target = batch_problem(next(self.stream), spec.data.kind, self.device)
-                stats = self.strategy.train_step(problem, target).resolve()
-                self._check_finite(stats["loss"])
-                self.iteration += 1
-                in_step = False
-                stats["step_time_s"] = time.perf_counter() - t0
-                bar.update(1)
-                bar.set_postfix_str(" ".join(f"l{m}={v:.4g}" for m, v in enumerate(stats["loss"]))
-                                    + f" mem={_fmt_bytes(stats['peak_bytes'])}", refresh=False)
-                if self.iteration % spec.logging.every == 0 or self.iteration == self.total:
-                    self.log.write("train", self.iteration, {**stats, "lr": self.strategy.lrs(),
-                                                             "epoch": self.stream.epoch})
-                if self.iteration % s.val_every == 0 or self.iteration == self.total:
-                    val = self.validate()
-                    bar.write(f"[{self.iteration}] val loss {val['loss']:.4g}  PSNR {val['psnr']:.2f} dB "
-                              f"(zero-filled {val['psnr_zf']:.2f})  SSIM {val['ssim']:.4f} "
-                              f"(zero-filled {val['ssim_zf']:.4f})")
-                if self.iteration % s.checkpoint_every == 0 or self.iteration == self.total:
-                    self.save()
+            with stop:
+                while self.iteration < self.total:
+                    if stop.requested:
+                        raise KeyboardInterrupt
+                    t0 = time.perf_counter()
+                    in_step = True  # from here until the count advances, state and position disagree
+                    problem, target = batch_problem(next(self.stream), spec.data.kind, self.device)
+                    stats = self.strategy.train_step(problem, target).resolve()
+                    self._check_finite(stats["loss"])
+                    self.iteration += 1
+                    in_step = False
+                    stats["step_time_s"] = time.perf_counter() - t0
+                    bar.update(1)
+                    bar.set_postfix_str(" ".join(f"l{m}={v:.4g}" for m, v in enumerate(stats["loss"]))
+                                        + f" mem={_fmt_bytes(stats['peak_bytes'])}", refresh=False)
+                    if self.iteration % spec.logging.every == 0 or self.iteration == self.total:
+                        self.log.write("train", self.iteration, {**stats, "lr": self.strategy.lrs(),
+                                                                 "epoch": self.stream.epoch})
+                    if self.iteration % s.val_every == 0 or self.iteration == self.total:
+                        val = self.validate()
+                        bar.write(f"[{self.iteration}] val loss {val['loss']:.4g}  PSNR {val['psnr']:.2f} dB "
+                                  f"(zero-filled {val['psnr_zf']:.2f})  SSIM {val['ssim']:.4f} "
+                                  f"(zero-filled {val['ssim_zf']:.4f})")
+                    if self.iteration % s.checkpoint_every == 0 or self.iteration == self.total:
+                        self.save()
         except KeyboardInterrupt:
             if not in_step and self.iteration != self.saved_iteration:
                 path = self.save()
                 print(f"\ninterrupted: saved {path}; continue with --resume", file=self.out)
-            else:
+            elif self.saved_iteration is not None:
                 print(f"\ninterrupted; continue from the last checkpoint (iteration {self.saved_iteration}) "
                       "with --resume", file=self.out)
+            else:
+                print("\ninterrupted before any checkpoint was written; nothing to resume", file=self.out)
             raise
         finally:
             bar.close()

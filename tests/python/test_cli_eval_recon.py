@@ -102,6 +102,25 @@ def test_cli_errors(trained, tmp_path, capsys):
     assert "has no checkpoints" in capsys.readouterr().err
 
 
+def test_files_that_are_not_checkpoints_and_bad_counts(trained, tmp_path, capsys):
+    root, _ = trained
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint\n")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(latest_checkpoint(root / "run").read_bytes()[:5000])
+    for path in (junk, root / "run" / "spec.yaml", truncated):
+        assert eval_main(["--checkpoint", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"{str(path)!r} is not a GLEAM checkpoint" in err and "Traceback" not in err
+    assert eval_main(["--checkpoint", str(root / "run" / "checkpoints"), "--limit", "1"]) == 0  # the folder itself
+    capsys.readouterr()
+    for option in ("--limit", "--batch-size"):
+        with pytest.raises(SystemExit) as exit_info:
+            eval_main(["--run", str(root / "run"), option, "0"])
+        assert exit_info.value.code == 2
+        assert f"argument {option}: must be >= 1, got 0" in capsys.readouterr().err
+
+
 def test_recon_refuses_to_overwrite_inputs(trained, capsys):
     root, files = trained
     before = files[0].read_bytes()

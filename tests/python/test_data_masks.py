@@ -237,8 +237,11 @@ def test_specs_round_trip_and_errors():
     assert M.mask_from_spec(None) is None
     with pytest.raises(ValueError, match="unknown type"):
         M.mask_from_spec({"type": "spiral"})
-    with pytest.raises(ValueError, match="got keys"):
+    with pytest.raises(ValueError, match=r"'poisson': missing \['acceleration'\]; unknown \['accel'\] "
+                                         r"\(required keys \['acceleration'\], optional \['calib'"):
         M.mask_from_spec({"type": "poisson", "accel": 4})
+    with pytest.raises(ValueError, match=r"'random': missing \['center_fractions'\]"):
+        M.mask_from_spec({"type": "random", "accelerations": [8]})
 
 
 def test_training_seed():

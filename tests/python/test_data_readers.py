@@ -24,6 +24,17 @@ def fastmri_dir(tmp_path_factory):
     return d
 
 
+def test_an_item_with_nan_kspace_is_refused_naming_file_and_item(tmp_path):
+    kspace, _ = coil_data(2, C, H, W, seed=7)
+    kspace[1, 2, 5, FIRST + 3] = np.nan
+    write_fastmri_by_hand(tmp_path / "file2000.h5", kspace, first=FIRST, end=END)
+    compute_maps(tmp_path, tmp_path / "maps", progress=False, calib_width=16)
+    ds = D.FastMRIDataset(tmp_path / "file2000.h5", mask=RANDOM4, maps_dir=tmp_path / "maps", verbose=False)
+    assert torch.isfinite(ds[0]["kspace"]).all()
+    with pytest.raises(ValueError, match=r"file2000.h5: item 1 \(slices\) has 1 NaN or infinite values in 'kspace'"):
+        ds[1]
+
+
 def test_fastmri_needs_maps_then_reads_items(fastmri_dir, tmp_path):
     with pytest.raises(ValueError, match="gleam-data maps"):
         D.FastMRIDataset(fastmri_dir / "file1000.h5", mask=RANDOM4, verbose=False)

@@ -98,6 +98,28 @@ def test_interrupt_between_steps_saves_and_resumes(tmp_path, monkeypatch):
         assert torch.equal(a, b)
 
 
+def test_ctrl_c_during_a_step_finishes_it_saves_and_resumes(tmp_path, monkeypatch):
+    reference = Trainer(tiny_spec(tmp_path / "ref", "strategy=gleam", iterations=8))
+    reference.run()
+    trainer = Trainer(tiny_spec(tmp_path, "strategy=gleam", "schedule.checkpoint_every=100", iterations=8))
+    step = trainer.strategy.train_step
+
+    def signalled(problem, target):
+        if trainer.iteration == 3:  # a real SIGINT in the middle of the fourth step
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(problem, target)
+    monkeypatch.setattr(trainer.strategy, "train_step", signalled)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert load_checkpoint(latest_checkpoint(tmp_path / "run"))["iteration"] == 4
+    resumed = Trainer(tiny_spec(tmp_path, "strategy=gleam", "schedule.checkpoint_every=100", iterations=8),
+                      resume=True)
+    resumed.run()
+    for a, b in zip(reference.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     spec = tiny_spec(tmp_path, "strategy=gleam", "schedule.checkpoint_every=4", iterations=12)
     trainer = Trainer(spec)

@@ -98,6 +98,8 @@ def test_cli_reports_bad_spec(tmp_path, capsys):
     assert "key.path=value" in capsys.readouterr().err
     assert train_main(["--spec", str(tmp_path / "missing.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert train_main(["--spec", str(tmp_path)]) == 2
+    assert "is a directory, not a YAML file" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # nothing started
 
 
