@@ -70,3 +70,16 @@ def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             yield f
+
+
+def output_folder(path: str | Path, name: str = "output folder") -> Path:
+    """``path`` as a folder to write into (it may not exist yet); ValueError naming ``name``
+    when it, or the first existing path above it, is a file."""
+    out = Path(path)
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "" if p == out else f" (a parent of {out})"
+                raise ValueError(f"{name} {p}{where} is a file, not a folder")
+            break
+    return out

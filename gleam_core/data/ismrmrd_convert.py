@@ -46,10 +46,14 @@ def _center(limit: Any, size: int) -> int:
 
 def read_ismrmrd_kspace(path: str | Path, *, progress: bool = True) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Centered k-space (C, X, Y, Z) complex64, the sampled (Y, Z) positions, and header facts."""
+    p = Path(path)
+    if not p.exists():
+        raise DataFormatError(f"{p}: the ISMRMRD file does not exist")
+    if p.is_dir():
+        raise DataFormatError(f"{p}: is a folder, not an ISMRMRD file")
     ismrmrd = _import_ismrmrd()
     from tqdm import tqdm
 
-    p = Path(path)
     try:
         ds = ismrmrd.Dataset(str(p), "dataset", create_if_needed=False, mode="r")
         xml = ds.read_xml_header()

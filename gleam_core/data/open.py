@@ -16,7 +16,7 @@ _CLASSES = {FASTMRI: FastMRIDataset, VOL3D: Volume3DDataset, CINE: CineDataset}
 SYNTHETIC_PREFIX = "synthetic:"
 
 
-def _detect(source: Source) -> str:
+def detect_format(source: Source) -> str:
     """The layout of the first readable data file of ``source``."""
     files, _, _ = resolve_files(source)
     errors = []
@@ -41,7 +41,7 @@ def open_dataset(source: Source, *, format: str = "auto", **kwargs: Any) -> Mask
     """
     if isinstance(source, str) and source.startswith(SYNTHETIC_PREFIX):
         return SyntheticDataset(source[len(SYNTHETIC_PREFIX):], **kwargs)
-    fmt = _detect(source) if format == "auto" else format
+    fmt = detect_format(source) if format == "auto" else format
     if fmt not in _CLASSES:
         raise ValueError(f"format must be 'auto' or one of {sorted(_CLASSES)}, got {fmt!r}")
     return _CLASSES[fmt](source, **kwargs)

@@ -24,7 +24,7 @@ Maps are the true (normalized) coil sensitivities, so the target is the noisy im
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..atomic import output_folder
 from ..ops import fft2c, fftnc, ifftnc
 from . import phantoms
 from .base import MaskedDataset
 from .cine import write_cine
 from .fastmri import write_fastmri
+from .formats import DataFormatError, open_h5
 from .masks import MaskFunc
 from .transforms import make_item
 from .volume import write_volume
@@ -203,25 +205,93 @@ class SyntheticDataset(MaskedDataset):
         return make_item(k, m, mask, kind=kind, meta=meta)
 
 
-def write_synthetic(out_dir: str | Path, cfg: SynthConfig, n: int, seed: int, progress: bool = True) -> list[Path]:
-    """Writes ``n`` synthetic volumes (files) to ``out_dir`` in the kind's format; existing
-    complete files are kept (rerunning resumes). Returns the file paths."""
+def synthetic_params(cfg: SynthConfig, seed: int, volume: int) -> dict[str, Any]:
+    """The generation parameters of synthetic volume ``volume``, as its file's ``synth_*`` attrs
+    (``synth_slices`` only for the 2D kinds, where it changes the data)."""
+    params: dict[str, Any] = {"synth_kind": cfg.kind, "synth_seed": int(seed), "synth_volume": int(volume),
+                              "synth_shape": np.asarray(cfg.size, dtype=np.int64), "synth_coils": int(cfg.coils)}
+    if cfg.item_kind == "2d":
+        params["synth_slices"] = int(cfg.slices)
+    params["synth_noise"] = float(cfg.noise)
+    return params
+
+
+def _plain(value: Any) -> Any:
+    """An attribute value in a comparable form (str, int, float or tuple)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray):
+        return tuple(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def synthetic_file_differs(path: str | Path, params: Mapping[str, Any]) -> str | None:
+    """None when ``path`` is a complete synthetic file generated with ``params``
+    (:func:`synthetic_params`), else why not: the first differing parameter (``"shape (31, 33),
+    not (48, 48)"``), one not recorded (a file from an older version), or an unreadable file."""
+    try:
+        with open_h5(path) as f:
+            if "kspace" not in f:
+                return "no 'kspace' dataset"
+            have = {key: _plain(f.attrs[key]) for key in params if key in f.attrs}
+    except DataFormatError as exc:
+        return str(exc)
+    for key, want in params.items():
+        name = key[len("synth_"):]
+        if key not in have:
+            return f"{name} not recorded"
+        if have[key] != _plain(want):
+            return f"{name} {have[key]!r}, not {_plain(want)!r}"
+    return None
+
+
+@dataclass
+class SynthReport:
+    """What :func:`synthesize` did: ``paths`` the n files of the run; of them ``written`` (new
+    or replaced), ``kept`` (made before with the same parameters), and ``replaced`` (path, why)
+    for the written files that replaced one made with other parameters."""
+
+    paths: list[Path] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+    replaced: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def synthesize(out_dir: str | Path, cfg: SynthConfig, n: int, seed: int, progress: bool = True) -> SynthReport:
+    """Writes ``n`` synthetic volumes (files) to ``out_dir`` in the kind's format, with their
+    generation parameters in ``synth_*`` attrs (:func:`synthetic_params`). A file that exists
+    and was generated with the same parameters is kept (rerunning resumes); one generated with
+    other parameters (or unreadable) is regenerated and replaced atomically."""
     from tqdm import tqdm
 
-    out = Path(out_dir)
-    paths = []
+    if not (isinstance(n, int) and n >= 1):
+        raise ValueError(f"n (number of files) must be >= 1, got {n!r}")
+    out = output_folder(out_dir, "out_dir")
+    report = SynthReport()
     for v in tqdm(range(n), desc=f"synth {cfg.kind}", unit="file", disable=not progress):
         path = out / synthetic_name(cfg.kind, seed, v)
-        paths.append(path)
+        report.paths.append(path)
+        params = synthetic_params(cfg, seed, v)
         if path.exists():
-            continue
+            why = synthetic_file_differs(path, params)
+            if why is None:
+                report.kept.append(path)
+                continue
+            report.replaced.append((path, why))
         k, m = synth_volume(cfg, seed, v)
-        attrs = {"acquisition": f"SYNTH_{cfg.kind.upper()}", "synth_seed": seed, "synth_volume": v,
-                 "synth_noise": cfg.noise}
+        acquisition = f"SYNTH_{cfg.kind.upper()}"
         if cfg.item_kind == "2d":
-            write_fastmri(path, k.numpy(), maps=m.numpy(), acquisition=attrs.pop("acquisition"), attrs=attrs)
+            write_fastmri(path, k.numpy(), maps=m.numpy(), acquisition=acquisition, attrs=params)
         elif cfg.item_kind == "3d":
-            write_volume(path, k, m, attrs=attrs)
+            write_volume(path, k, m, attrs={"acquisition": acquisition, **params})
         else:
-            write_cine(path, k.transpose(0, 1), m[:, :, 0], attrs=attrs)
-    return paths
+            write_cine(path, k.transpose(0, 1), m[:, :, 0], attrs={"acquisition": acquisition, **params})
+        report.written.append(path)
+    return report
+
+
+def write_synthetic(out_dir: str | Path, cfg: SynthConfig, n: int, seed: int, progress: bool = True) -> list[Path]:
+    """:func:`synthesize` returning just the ``n`` file paths."""
+    return synthesize(out_dir, cfg, n, seed, progress).paths

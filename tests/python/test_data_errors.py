@@ -157,3 +157,24 @@ def test_maps_command_is_resumable_and_never_touches_inputs(tmp_path, monkeypatc
     assert len(D.FastMRIDataset(d, verbose=False)) == 6
     report = sidecar.compute_maps(d, progress=False, calib_width=10)  # other parameters: stale sidecars
     assert len(report.computed) == 3 and not report.kept
+
+
+def test_maps_cli_exits_1_when_any_file_failed(tmp_path, capsys):
+    from gleam_core.cli.data import main
+
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(2):
+        write_fastmri_by_hand(d / f"f{i}.h5", coil_data(1, 2, 32, 24, seed=i)[0], first=0, end=24)
+    (d / "junk.h5").write_text("not hdf5")
+    assert main(["maps", "--in", str(d), "--calib", "12", "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert "2 computed, 0 already done, 1 failed" in out
+    assert "failed" in err and "junk.h5" in err and "not a readable HDF5 file" in err
+    assert main(["maps", "--in", str(d), "--calib", "12", "--quiet"]) == 1     # the rerun still reports it
+    assert "0 computed, 2 already done, 1 failed" in capsys.readouterr().out
+    (d / "junk.h5").unlink()
+    assert main(["maps", "--in", str(d), "--calib", "12", "--quiet"]) == 0
+    (tmp_path / "afile").write_text("x")
+    assert main(["maps", "--in", str(d), "--out", str(tmp_path / "afile"), "--quiet"]) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err

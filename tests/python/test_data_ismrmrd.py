@@ -90,3 +90,17 @@ def test_ismrmrd_convert_undersampled_and_errors(tmp_path):
     assert (tmp_path / "us.h5").read_bytes() == before               # never overwrites its input
     (tmp_path / "junk.h5").write_text("no")
     assert main(["convert", "--in", str(tmp_path / "junk.h5"), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+
+
+def test_ismrmrd_convert_missing_input_and_file_as_out(tmp_path, capsys):
+    assert main(["convert", "--in", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "missing.h5" in err and "does not exist" in err and "Errno" not in err
+    assert main(["convert", "--in", str(tmp_path), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    assert "is a folder, not an ISMRMRD file" in capsys.readouterr().err
+    cfg = SynthConfig("knee3d", (8, 16, 16), coils=2, noise=0.0)
+    _write_ismrmrd(tmp_path / "raw.h5", synth_volume(cfg, 0, 0)[0].numpy(), np.ones((16, 16), bool))
+    (tmp_path / "afile").write_text("x")
+    assert main(["convert", "--in", str(tmp_path / "raw.h5"), "--out", str(tmp_path / "afile"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"--out {tmp_path / 'afile'} is a file, not a folder" in err and "Errno" not in err

@@ -1,6 +1,7 @@
 """Synthetic data (content, determinism, motion, noise), the gleam-data CLI, and the ISMRMRD
 converter on files written with the ismrmrd package itself."""
 
+import h5py
 import pytest
 import torch
 
@@ -92,6 +93,87 @@ def test_cli_maps_and_bad_kind(tmp_path, capsys):
     assert len(D.FastMRIDataset(tmp_path, maps="sidecar", maps_dir=tmp_path / "m", verbose=False)) == 1
     with pytest.raises(SystemExit):
         main(["synth", "--kind", "liver", "--n", "1", "--out", str(tmp_path)])
+
+
+def _synth(out, *extra):
+    return main(["synth", "--kind", "knee2d", "--out", str(out), "--coils", "2", "--slices", "2", "--quiet", *extra])
+
+
+def test_cli_synth_rerun_with_other_parameters_regenerates(tmp_path, capsys):
+    out = tmp_path / "k"
+    assert _synth(out, "--n", "1", "--shape", "31", "33") == 0
+    assert "1 written, 0 kept" in capsys.readouterr().out
+    first = out / "knee2d_s0_00000.h5"
+    with h5py.File(first) as f:
+        assert f.attrs["synth_kind"] == "knee2d" and tuple(f.attrs["synth_shape"]) == (31, 33)
+        assert f.attrs["synth_coils"] == 2 and f.attrs["synth_slices"] == 2 and f.attrs["synth_seed"] == 0
+    assert _synth(out, "--n", "2", "--shape", "16", "16") == 0
+    text = capsys.readouterr().out
+    assert "2 written (1 replaced a file made with other parameters), 0 kept" in text
+    assert "replaced knee2d_s0_00000.h5" in text and "shape (31, 33), not (16, 16)" in text
+    files = sorted(out.glob("*.h5"))
+    assert [f.name for f in files] == ["knee2d_s0_00000.h5", "knee2d_s0_00001.h5"]
+    for path in files:                                                  # both hold the new parameters' data
+        with h5py.File(path) as f:
+            assert f["kspace"].shape == (2, 2, 16, 16) and tuple(f.attrs["synth_shape"]) == (16, 16)
+    ds = D.FastMRIDataset(out, verbose=False)
+    want, _ = synth_volume(SynthConfig("knee2d", (16, 16), 2, 2), 0, 0)
+    assert torch.allclose(ds[0]["kspace"] / ds[0]["meta"]["scale"], want[0], atol=1e-5 * float(want.abs().max()))
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    assert _synth(out, "--n", "2", "--shape", "16", "16") == 0              # same parameters: kept
+    assert "0 written, 2 kept" in capsys.readouterr().out
+    assert [f.stat().st_mtime_ns for f in files] == mtimes
+    assert _synth(out, "--n", "1", "--shape", "16", "16", "--noise", "0.1") == 0
+    text = capsys.readouterr()
+    assert "1 written (1 replaced" in text.out and "noise 0.02, not 0.1" in text.out
+    assert "knee2d_s0_00001.h5" in text.err and "not from this run" in text.err   # the other file is named
+    with h5py.File(first, "a") as f:                                    # a file from before the attrs existed
+        del f.attrs["synth_shape"]
+    assert _synth(out, "--n", "1", "--shape", "16", "16", "--noise", "0.1") == 0
+    assert "shape not recorded" in capsys.readouterr().out
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]     # no temporary files left
+
+
+@pytest.mark.parametrize("n", ["0", "-1"])
+def test_cli_synth_n_must_be_positive(tmp_path, capsys, n):
+    with pytest.raises(SystemExit) as info:
+        _synth(tmp_path / "k", "--n", n)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--n" in err and "must be >= 1" in err
+    assert not (tmp_path / "k").exists()
+    with pytest.raises(ValueError, match=">= 1"):
+        D.write_synthetic(tmp_path / "k", SynthConfig("knee2d", (16, 16), 2, 1), 0, 0, progress=False)
+
+
+def test_cli_synth_out_is_a_file(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        assert _synth(out, "--n", "1") == 1
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'afile'}" in err and "is a file, not a folder" in err and "Errno" not in err
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        D.write_synthetic(tmp_path / "afile", SynthConfig("knee2d", (16, 16), 2, 1), 1, 0, progress=False)
+
+
+def test_cli_summary_slabs(tmp_path, capsys):
+    main(["synth", "--kind", "knee3d", "--n", "1", "--out", str(tmp_path / "v"), "--shape", "8", "16", "16",
+          "--coils", "2", "--quiet"])
+    capsys.readouterr()
+    assert main(["summary", "--in", str(tmp_path / "v"), "--mode", "slabs", "--slab", "4"]) == 0
+    assert "1 files, 2 readout slabs of 4" in capsys.readouterr().out
+    for args, words in [(["--slab", "4"], ["--slab", "--mode slabs"]),
+                        (["--mode", "volume", "--slab", "4"], ["--slab", "--mode slabs"]),
+                        (["--mode", "slabs"], ["--mode slabs", "--slab"]),
+                        (["--mode", "slabs", "--slab", "0"], ["--slab", ">= 1"])]:
+        with pytest.raises(SystemExit) as info:
+            main(["summary", "--in", str(tmp_path / "v"), *args])
+        assert info.value.code == 2
+        err = capsys.readouterr().err.splitlines()[-1]
+        assert all(w in err for w in words), err
+    _synth(tmp_path / "k", "--n", "1", "--shape", "16", "16")
+    assert main(["summary", "--in", str(tmp_path / "k"), "--mode", "slices"]) == 1     # not vol3d: clear error
+    assert "--mode applies to vol3d data only" in capsys.readouterr().err
 
 
 # ---- ISMRMRD --------------------------------------------------------------------------------
