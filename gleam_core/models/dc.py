@@ -42,13 +42,20 @@ class GradientStepDC(nn.Module):
         op, t = problem.op, self.step
         return solve_hpd(lambda x: x - t * op.normal(x), y - t * problem.ahy, y, options)
 
+    def inverse_gain(self) -> float:
+        """Bound on how much :meth:`inverse` amplifies an error in its input: ``1 / (1 - t)``
+        for ``||A^H A|| <= 1`` (normalized maps, mask <= 1); infinite when ``t >= 1``."""
+        t = float(self.step.detach())
+        return 1.0 / (1.0 - t) if 0 < t < 1 else math.inf
+
 
 class CGDC(nn.Module):
     """MoDL's data consistency ``z -> (A^H A + lam I)^-1 (A^H y + lam z)`` by ``iters`` CG iterations
     warm-started at z; lam = exp(log_lam) > 0, learnable or fixed.
 
     Memory does not grow with ``iters`` (the CG op's backward is one more CG solve). The inverse
-    is closed-form: ``z = x + (A^H A x - A^H y) / lam`` (exact when the forward solve converged).
+    is closed-form: ``z = x + (A^H A x - A^H y) / lam``, exact when the forward solve converged
+    and computed exactly, but it multiplies errors by up to :meth:`inverse_gain` per unroll.
     """
 
     def __init__(self, lam: float, learnable: bool = False, iters: int = 10, tol: float = 0.0) -> None:
@@ -69,3 +76,8 @@ class CGDC(nn.Module):
     @torch.no_grad()
     def inverse(self, x: Tensor, problem: Problem, options: InverseOptions) -> Tensor:
         return x + (problem.op.normal(x) - problem.ahy) / self.lam
+
+    def inverse_gain(self) -> float:
+        """Bound on how much :meth:`inverse` amplifies an error in its input (an unconverged
+        forward solve, rounding): ``1 + ||A^H A|| / lam`` with ``||A^H A|| <= 1``; 21 for lam = 0.05."""
+        return 1.0 + 1.0 / float(self.lam.detach())

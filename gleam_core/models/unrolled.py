@@ -10,6 +10,7 @@ share parameters with the whole network (GLEAM trains them; inference runs the w
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +40,11 @@ class Unroll(nn.Module):
         for layer in reversed(self.layers):
             y = layer.inverse(y, problem, options)
         return y
+
+    def inverse_gain(self) -> float:
+        """Product of the layers' bounds on error amplification by their inverses (layers that
+        state none, like the residual denoiser, count as 1)."""
+        return math.prod(layer.inverse_gain() for layer in self.layers if hasattr(layer, "inverse_gain"))
 
 
 class UnrollChain(nn.Module):

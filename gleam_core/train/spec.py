@@ -62,6 +62,8 @@ class CheckpointOptions:
 class InvertibleOptions:
     iters: int = field(default=30, metadata={"min": 1})     # fixed-point iterations per inverse
     tol: float = field(default=1e-6, metadata={"min": 0.0})  # early stop (CPU only)
+    # keep the input of every S-th unroll so inversion errors compound over S unrolls at most
+    anchor_every: int | Literal["auto"] = field(default="auto", metadata={"min": 1})
 
 
 @dataclass

@@ -41,7 +41,8 @@ def build_strategy(spec: Spec, model: UnrolledNet, total: int, device: torch.dev
     if spec.strategy == "checkpoint":
         options = {"segment": spec.checkpoint.segment}
     elif spec.strategy == "invertible":
-        options = {"options": InverseOptions(spec.invertible.iters, spec.invertible.tol)}
+        options = {"options": InverseOptions(spec.invertible.iters, spec.invertible.tol),
+                   "anchor_every": spec.invertible.anchor_every}
     elif spec.strategy == "gleam":
         options = {"modules": spec.gleam.modules, "devices": spec.gleam.devices, "overlap": spec.gleam.overlap}
     return cls(model, loss, spec.optimizer, total, device, **options)

@@ -51,6 +51,8 @@ def test_unknown_key():
     ("optimizer.grad_clip=-1", "optimizer.grad_clip", "expected a value > 0"),
     ("optimizer.lr=0", "optimizer.lr", "expected a value > 0"),
     ("model.denoiser.lipschitz=0", "model.denoiser.lipschitz", "expected a value > 0"),
+    ("invertible.anchor_every=0", "invertible.anchor_every", "expected a value >= 1"),
+    ("invertible.anchor_every=often", "invertible.anchor_every", "expected an int or one of 'auto'"),
 ])
 def test_wrong_types_and_values(override, key, expected):
     msg = err(GOOD, override)
