@@ -31,7 +31,7 @@ import torch
 from gleam_core import ops
 from gleam_core.data import collate
 from gleam_core.models import UnrolledNet
-from gleam_core.train.atomic import atomic_write_text
+from gleam_core.atomic import atomic_write_text
 from gleam_core.train.batches import BatchStream
 from gleam_core.train.datasets import build_dataset, val_loader
 from gleam_core.train.evaluation import batch_problem, image_metrics
