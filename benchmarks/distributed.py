@@ -36,6 +36,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from machine import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -89,15 +91,7 @@ def measure_pipeline(spec: Path, out: Path, warmup: int, depth: int) -> dict:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{model}, {os.cpu_count()} logical cores visible; {platform.system()} {platform.release()}; "
+    return (f"{cpu_model()}, {os.cpu_count()} logical cores visible; {platform.system()} {platform.release()}; "
             f"Python {platform.python_version()}, torch {torch.__version__}")
 
 

@@ -20,11 +20,9 @@ runs with two lanes (two streams on one device, overlapped) against sequential m
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -38,6 +36,7 @@ from gleam_core.train.evaluation import batch_problem, image_metrics
 from gleam_core.train.spec import parse_spec
 from gleam_core.train.strategies import parse_device
 from gleam_core.train.trainer import build_strategy
+from machine import cpu_model
 
 SYNTH = {"n": 16, "noise": 0.02}
 CONFIGS = {
@@ -167,15 +166,7 @@ def report(name: str, title: str, rows: list, info: dict, kind: str) -> str:
 
 
 def machine(device: torch.device) -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = (f"Machine: {cpu}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
+    text = (f"Machine: {cpu_model()}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
             f"gleam_core ops backend {ops.backend()}")
     if device.type == "cuda":
         text += f"; GPU {torch.cuda.get_device_name(device)}"

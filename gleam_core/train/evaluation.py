@@ -18,6 +18,7 @@ from .. import metrics, ops
 from ..data import collate
 from ..models import Problem, fft_ndim_of
 
+
 def batch_problem(batch: dict, kind: str, device: torch.device) -> tuple[Problem, Tensor | None]:
     """The :class:`Problem` of a collated batch and its target (B, M, *S) (None for items acquired
     undersampled, which have no target), on ``device``."""
@@ -36,6 +37,20 @@ def image_metrics(pred: Tensor, target: Tensor, crop: tuple[int, int] | None = N
             "psnr_mag": metrics.psnr(pred_mag, target_mag, crop=crop),
             "ssim": metrics.ssim(pred_mag, target_mag, crop=crop),
             "nrmse": metrics.nrmse(pred, target, crop=crop)}
+
+
+def add_batch_metrics(sums: dict[str, float], recon: Tensor, problem: Problem, target: Tensor,
+                      loss_fn: Callable[[Tensor, Tensor], Tensor]) -> int:
+    """Adds a validation batch's summed loss and :func:`image_metrics` of the reconstruction and
+    (suffix ``_zf``) the zero-filled image into ``sums``; returns the batch size (divide by the
+    total count for means)."""
+    n = target.shape[0]
+    values = {"loss": loss_fn(recon, target) * n}
+    for suffix, img in (("", recon), ("_zf", problem.ahy)):
+        values.update({k + suffix: t.sum() for k, t in image_metrics(img, target).items()})
+    for k, t in values.items():
+        sums[k] = sums.get(k, 0.0) + float(t)
+    return n
 
 
 @dataclass

@@ -24,7 +24,7 @@ from .batches import BatchStream
 from .checkpoints import (check_losses_finite, latest_checkpoint, load_checkpoint, rng_state,
                           save_checkpoint, set_rng_state)
 from .datasets import build_dataset, val_loader
-from .evaluation import batch_problem, image_metrics
+from .evaluation import add_batch_metrics, batch_problem
 from .figures import comparison, save_png
 from .interrupt import DeferredInterrupt
 from .losses import get_loss
@@ -146,13 +146,7 @@ class Trainer:
                 break
             problem, target = batch_problem(batch, self.spec.data.kind, self.device)
             recon = self.strategy.reconstruct(problem)
-            n = target.shape[0]
-            values = {"loss": self.loss_fn(recon, target) * n}
-            for suffix, img in (("", recon), ("_zf", problem.ahy)):
-                values.update({k + suffix: v.sum() for k, v in image_metrics(img, target).items()})
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            count += n
+            count += add_batch_metrics(sums, recon, problem, target, self.loss_fn)
             if figure is None:
                 figure = comparison(problem.ahy[0], recon[0], target[0])
         result = {k: v / count for k, v in sums.items()}

@@ -35,7 +35,7 @@ from ...data import collate
 from ...models import UnrolledNet
 from ..checkpoints import check_losses_finite, latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..datasets import build_dataset
-from ..evaluation import batch_problem, image_metrics
+from ..evaluation import add_batch_metrics, batch_problem
 from ..figures import comparison, save_png
 from ..losses import get_loss
 from ..records import MetricsLog
@@ -226,13 +226,7 @@ class DistributedTrainer:
             recon = self.stage.infer(problem)
             if recon is None:
                 continue
-            n = target.shape[0]
-            values = {"loss": self.loss_fn(recon, target) * n}
-            for suffix, img in (("", recon), ("_zf", problem.ahy)):
-                values.update({k + suffix: t.sum() for k, t in image_metrics(img, target).items()})
-            for k, t in values.items():
-                sums[k] = sums.get(k, 0.0) + float(t)
-            count += n
+            count += add_batch_metrics(sums, recon, problem, target, self.loss_fn)
             if v == 0 and self.spec.logging.images:
                 figure = comparison(problem.ahy[0], recon[0], target[0])
         parts = self._gather((sums, count, figure) if self.world.last else None, "validation")
