@@ -118,6 +118,20 @@ def _shares_torch_openmp() -> bool:
     return all(name == "libgomp.so.1" for name in bundled)
 
 
+def cxx_standard(torch_version: str) -> str:
+    """The C++ standard for host and nvcc compiles that the given torch's headers need.
+
+    torch 2.14 moved its headers to C++20 (ATen.h stops with "C++20 or later compatible
+    compiler is required"); older releases need C++17, which every nvcc they support accepts.
+    """
+    release = torch_version.split("+")[0].split(".")
+    try:
+        major, minor = int(release[0]), int("".join(ch for ch in release[1] if ch.isdigit()) or 0)
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"torch version {torch_version!r}: expected MAJOR.MINOR[.PATCH][+LOCAL]") from exc
+    return "c++20" if (major, minor) >= (2, 14) else "c++17"
+
+
 def build_config() -> dict:
     """Everything the compiled library depends on (its hash names the cache entry)."""
     root = source_root()
@@ -129,7 +143,8 @@ def build_config() -> dict:
     if _shares_torch_openmp():  # parallel regions on torch's own OpenMP team (see aten_executor.h)
         cflags += ["-fopenmp", "-DGLEAM_ATEN_OPENMP"]
         ldflags.append("-fopenmp")
-    cuda_flags = ["-O3", "-std=c++17"]
+    # Host C++ takes torch's own -std; nvcc gets the standard its headers need.
+    cuda_flags = ["-O3", f"-std={cxx_standard(torch.__version__)}"]
     if with_cuda:
         cflags.append("-DGLEAM_WITH_CUDA")
         cuda_flags.append("-DGLEAM_WITH_CUDA")
