@@ -1,5 +1,6 @@
 #include "ops/common.h"
 
+#include <ATen/ExpandUtils.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
@@ -122,6 +123,30 @@ std::pair<SenseGeometry, bool> check_cg_solve(const at::Tensor& b, const at::Ten
   const bool has_x0 = x0.has_value() && x0->defined();
   if (has_x0) check_same_as(op, "x0", *x0, "b", b);
   return {g, has_x0};
+}
+
+SenseGeometry check_maps_grad(const char* op, const at::Tensor& x, const at::Tensor& second, bool second_is_kspace,
+                              const at::Tensor& maps, const at::Tensor& mask, at::IntArrayRef fft_dims) {
+  const SenseGeometry g = check_and_describe(op, x, DataKind::kImage, maps, mask, fft_dims);
+  if (second_is_kspace) {
+    check_and_describe(op, second, DataKind::kKspace, maps, mask, fft_dims);
+    TORCH_CHECK(second.size(0) == x.size(0) && shape(second.sizes().slice(2)) == shape(x.sizes().slice(2)), "gleam::",
+                op, ": y has shape ", shape(second.sizes()), ", expected (B, C, *S) with B and S of x ",
+                shape(x.sizes()));
+  } else {
+    check_same_as(op, "g", second, "x", x);
+  }
+  return g;
+}
+
+at::Tensor full_maps_grad(const at::Tensor& x, const at::Tensor& maps) {
+  std::vector<int64_t> s = {x.size(0), maps.size(1), maps.size(2)};
+  for (int64_t d = 2; d < x.dim(); ++d) s.push_back(x.size(d));
+  return at::empty(s, x.options());
+}
+
+at::Tensor reduce_to_maps(const at::Tensor& full, const at::Tensor& maps) {
+  return full.sizes() == maps.sizes() ? full : at::sum_to(full, maps.sizes()).contiguous();
 }
 
 }  // namespace gleam::ops

@@ -33,6 +33,15 @@ std::pair<SenseGeometry, bool> check_cg_solve(const at::Tensor& b, const at::Ten
                                               const at::Tensor& lam, const std::optional<at::Tensor>& x0,
                                               at::IntArrayRef fft_dims, int64_t iters);
 
+// Arguments of the maps-gradient ops: x (B, M, *S) and either k-space y (B, C, *S)
+// (`second_is_kspace`) or a second image g like x. Returns the geometry of x.
+SenseGeometry check_maps_grad(const char* op, const at::Tensor& x, const at::Tensor& second, bool second_is_kspace,
+                              const at::Tensor& maps, const at::Tensor& mask, at::IntArrayRef fft_dims);
+
+// The unbroadcast maps gradient (B, C, M, *S) for x (B, M, *S); reduce_to_maps sums it to maps' shape.
+at::Tensor full_maps_grad(const at::Tensor& x, const at::Tensor& maps);
+at::Tensor reduce_to_maps(const at::Tensor& full, const at::Tensor& maps);
+
 // Message pieces built without iostream number formatting: on some machines the
 // extension's libstdc++ and torch's disagree on locale facets, and streaming an integer
 // from inside the extension crashes (seen with torch 2.11 wheels and GCC 13).

@@ -29,10 +29,26 @@ class DenoiserConfig:
 
 
 @dataclass
-class ModelConfig:
-    """An unrolled network: ``pgd`` (gradient-step DC then denoiser) or ``modl`` (denoiser then CG DC)."""
+class VarNetConfig:
+    """E2E-VarNet (``model.type: varnet``): NormUnet widths/depths of the cascades and of the
+    sensitivity network (the paper's fastMRI model: chans 18, pools 4, sens_chans 8, sens_pools 4)."""
 
-    type: Literal["pgd", "modl"] = "pgd"
+    chans: int = field(default=18, metadata={"min": 1})
+    pools: int = field(default=4, metadata={"min": 0})
+    sens_chans: int = field(default=8, metadata={"min": 1})
+    sens_pools: int = field(default=4, metadata={"min": 0})
+    # Initial soft data-consistency weight eta (learned); the paper starts at 1.
+    dc_weight: float = field(default=1.0, metadata={"min": 0.0})
+    # auto: 2D U-Net for 2d data, 3D for 3d, (2+1)D (pooling along H, W only) for cine.
+    conv: Literal["auto", "2d", "3d", "2+1d"] = "auto"
+
+
+@dataclass
+class ModelConfig:
+    """An unrolled network: ``pgd`` (gradient-step DC then denoiser), ``modl`` (denoiser then CG
+    DC) or ``varnet`` (E2E-VarNet: k-space cascades with a NormUnet and learned sensitivities)."""
+
+    type: Literal["pgd", "modl", "varnet"] = "pgd"
     unrolls: int = field(default=8, metadata={"min": 1})
     # One denoiser for all unrolls (within each GLEAM module: decoupled modules cannot share).
     share_weights: bool = False
@@ -43,20 +59,26 @@ class ModelConfig:
     learn_lam: bool = False
     cg_iters: int = field(default=10, metadata={"min": 0})
     cg_tol: float = field(default=0.0, metadata={"min": 0.0})
+    varnet: VarNetConfig = field(default_factory=VarNetConfig)
 
     def check(self, kind: str) -> None:
         """Cross-field rules; raises ValueError naming the key (relative to ``model.``)."""
         if self.type == "modl" and self.lam <= 0:
             raise ValueError(f"lam must be > 0 for a modl model, got {self.lam!r}")
-        if kind == "2d" and self.denoiser.conv in ("3d", "2+1d"):
-            raise ValueError(f"denoiser.conv={self.denoiser.conv!r} needs 3 spatial axes, but the data kind is '2d' "
-                             "(allowed: auto, 2d)")
-        if kind in ("3d", "cine") and self.denoiser.conv == "2d":
-            raise ValueError(f"denoiser.conv='2d' cannot filter {kind} data with 3 spatial axes "
-                             "(allowed: auto, 3d, 2+1d)")
+        if self.type == "varnet" and self.share_weights:
+            raise ValueError("share_weights is not supported by a varnet model (every cascade has its own U-Net)")
+        key, conv = ("varnet.conv", self.varnet.conv) if self.type == "varnet" else ("denoiser.conv", self.denoiser.conv)
+        if kind == "2d" and conv in ("3d", "2+1d"):
+            raise ValueError(f"{key}={conv!r} needs 3 spatial axes, but the data kind is '2d' (allowed: auto, 2d)")
+        if kind in ("3d", "cine") and conv == "2d":
+            raise ValueError(f"{key}='2d' cannot filter {kind} data with 3 spatial axes (allowed: auto, 3d, 2+1d)")
 
     def conv_kind(self, kind: str) -> str:
-        """The convolution used for data of ``kind``."""
+        """The convolution used for data of ``kind`` (by the denoiser, or varnet's U-Nets)."""
+        if self.type == "varnet":
+            if self.varnet.conv != "auto":
+                return self.varnet.conv
+            return {"2d": "2d", "3d": "3d", "cine": "2+1d"}[kind]
         if self.denoiser.conv != "auto":
             return self.denoiser.conv
         return "2d" if kind == "2d" else "3d"
@@ -64,4 +86,5 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         """Rebuilds a config saved with ``dataclasses.asdict`` (e.g. from a checkpoint)."""
-        return cls(**{**d, "denoiser": DenoiserConfig(**d["denoiser"])})
+        return cls(**{**d, "denoiser": DenoiserConfig(**d["denoiser"]),
+                      "varnet": VarNetConfig(**d.get("varnet", {}))})

@@ -25,25 +25,27 @@ def fft_ndim_of(kind: str) -> int:
 
 @dataclass
 class Problem:
-    """``op`` (A = mask * F * maps) and ``ahy`` = A^H y, complex (B, M, *S)."""
+    """``op`` (A = mask * F * maps), ``ahy`` = A^H y, complex (B, M, *S), and the undersampled
+    k-space ``kspace`` (B, C, *S) that k-space networks (VarNet) start from (None if not kept)."""
 
     op: SenseOp
     ahy: Tensor
+    kspace: Tensor | None = None
 
     @classmethod
     def from_data(cls, kspace: Tensor, maps: Tensor, mask: Tensor, fft_ndim: int) -> "Problem":
         """Builds the problem of undersampled k-space (B, C, *S), maps (B, C, M, *S) and a
         compact mask (B, 1, *S') broadcastable to (B, 1, *S)."""
         op = SenseOp(maps, mask, fft_ndim=fft_ndim)
-        return cls(op, op.adjoint(kspace))
+        return cls(op, op.adjoint(kspace), kspace)
 
     @property
     def device(self) -> torch.device:
         return self.ahy.device
 
     def constants(self) -> list[Tensor]:
-        """The operator's fixed tensors (maps, mask): data of the batch, not activations."""
-        return [self.op.maps, self.op.mask]
+        """The operator's fixed tensors (maps, mask, k-space): data of the batch, not activations."""
+        return [self.op.maps, self.op.mask] + ([self.kspace] if self.kspace is not None else [])
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "Problem":
         """The same problem on another device and/or complex dtype (copies are non-blocking)."""
@@ -53,4 +55,5 @@ class Problem:
         maps = self.op.maps.to(device, dtype, non_blocking=True)
         # SenseOp converts the mask to the real dtype of the maps.
         op = SenseOp(maps, self.op.mask.to(device, non_blocking=True), fft_ndim=self.op.fft_ndim)
-        return Problem(op, self.ahy.to(device, dtype, non_blocking=True))
+        kspace = None if self.kspace is None else self.kspace.to(device, dtype, non_blocking=True)
+        return Problem(op, self.ahy.to(device, dtype, non_blocking=True), kspace)

@@ -106,6 +106,23 @@ class UnrolledNet(UnrollChain):
         super().__init__(unrolls)
         self.config, self.kind, self.map_sets, self.share_groups = config, kind, map_sets, share_groups
 
+    def start(self, problem: Problem) -> Tensor:
+        """The chain's input state: the zero-filled image ``A^H y`` (k-space networks differ)."""
+        return problem.ahy
+
+    def readout(self, state: Tensor) -> Tensor:
+        """The reconstruction (B, M, *S) of a chain state: the state itself for image-domain networks."""
+        return state
+
+    @staticmethod
+    def build(config: ModelConfig, kind: str, map_sets: int = 1, share_groups: int = 1) -> "UnrolledNet":
+        """The network ``config.type`` names: :class:`UnrolledNet` (pgd, modl) or
+        :class:`~gleam_core.models.varnet.VarNet`."""
+        if config.type == "varnet":
+            from .varnet import VarNet  # varnet.py builds on this module
+            return VarNet(config, kind, map_sets, share_groups)
+        return UnrolledNet(config, kind, map_sets, share_groups)
+
     def split(self, num_modules: int) -> list[UnrollChain]:
         """M chains of K = U / M consecutive unrolls, sharing parameters with this network."""
         u = len(self.unrolls)
@@ -128,6 +145,6 @@ class UnrolledNet(UnrollChain):
         return {"config": dataclasses.asdict(self.config), "kind": self.kind, "map_sets": self.map_sets,
                 "share_groups": self.share_groups}
 
-    @classmethod
-    def from_description(cls, d: dict) -> "UnrolledNet":
-        return cls(ModelConfig.from_dict(d["config"]), d["kind"], d["map_sets"], d["share_groups"])
+    @staticmethod
+    def from_description(d: dict) -> "UnrolledNet":
+        return UnrolledNet.build(ModelConfig.from_dict(d["config"]), d["kind"], d["map_sets"], d["share_groups"])

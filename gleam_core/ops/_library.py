@@ -1,15 +1,21 @@
 """Registers the ``gleam::`` ops: compiled kernels when the extension loads, the
 pure-PyTorch reference otherwise, plus fake (meta) kernels and autograd either way.
 
-Backward formulas (maps and mask are constants of the fused ops; the typed wrappers in
-``gleam_core.ops`` route calls that need their gradients through the reference):
-  sense_forward   grad_x = A^H g
-  sense_adjoint   grad_y = A g
-  sense_normal    grad_x = A^H A g                      (Hermitian)
+Backward formulas (PyTorch's conjugate-Wirtinger convention: the gradient of a real loss L
+with respect to a complex z is dL/d(conj z), and for a linear map the input gradient is the
+adjoint applied to the output gradient g). The mask is a constant of the fused ops: the typed
+wrappers in ``gleam_core.ops`` route calls that need its gradient through the reference.
+  sense_forward   y = A x:       grad_x = A^H g,      grad_maps = P(x, g)
+  sense_adjoint   x = A^H y:     grad_y = A g,        grad_maps = P(g, y)
+  sense_normal    z = A^H A x:   grad_x = A^H A g,    grad_maps = Q(x, g) = P(x, A g) + P(g, A x)
+                  with P(u, k)[c, m] = conj(u_m) F^H(mask k_c) (gleam::sense_maps_grad) and Q
+                  gleam::sense_normal_maps_grad; both rebuild the coil images they need instead
+                  of saving a coil stack, and sum over the axes where maps broadcast.
   dc step         out = x - s (N x - ahy): grad_x = g - s N g, grad_ahy = s g,
-                  grad_s = -Re(<x, N g> - <ahy, g>) per batch element
+                  grad_s = -Re(<x, N g> - <ahy, g>) per batch element, grad_maps = Q(x, -s g)
   cg_solve        x = (N + lam)^-1 b: grad_b = (N + lam)^-1 g (one more CG solve),
-                  grad_lam = -Re <x, grad_b> per batch element
+                  grad_lam = -Re <x, grad_b> per batch element, grad_maps = Q(x, -grad_b)
+                  (from d x = -(N + lam)^-1 (dN) x)
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ SCHEMAS = {
                          "int[] fft_dims, int coil_chunk) -> Tensor"),
     "cg_solve": ("cg_solve(Tensor b, Tensor maps, Tensor mask, Tensor lam, Tensor? x0, int[] fft_dims, int iters, "
                  "float tol, int coil_chunk) -> (Tensor, Tensor, Tensor)"),
+    "sense_maps_grad": "sense_maps_grad(Tensor x, Tensor y, Tensor maps, Tensor mask, int[] fft_dims, int coil_chunk) -> Tensor",
+    "sense_normal_maps_grad": ("sense_normal_maps_grad(Tensor x, Tensor g, Tensor maps, Tensor mask, int[] fft_dims, "
+                               "int coil_chunk) -> Tensor"),
 }
 
 _REFERENCE = {
@@ -36,6 +45,8 @@ _REFERENCE = {
     "sense_normal": reference.sense_normal,
     "dc_gradient_step": reference.dc_gradient_step,
     "cg_solve": reference.cg_solve,
+    "sense_maps_grad": reference.sense_maps_grad,
+    "sense_normal_maps_grad": reference.sense_normal_maps_grad,
 }
 
 EXTENSION = _build.load_extension()
@@ -97,6 +108,16 @@ def _(b, maps, mask, lam, x0, fft_dims, iters, tol, coil_chunk):
     return torch.empty_like(b), b.new_empty((batch,), dtype=mask.dtype), b.new_empty((batch,), dtype=torch.int64)
 
 
+@torch.library.register_fake("gleam::sense_maps_grad")
+def _(x, y, maps, mask, fft_dims, coil_chunk):
+    return torch.empty_like(maps)
+
+
+@torch.library.register_fake("gleam::sense_normal_maps_grad")
+def _(x, g, maps, mask, fft_dims, coil_chunk):
+    return torch.empty_like(maps)
+
+
 # ---- autograd ----
 
 def _no_constant_grads(ctx, op: str, *names_and_flags: tuple[str, bool]) -> None:
@@ -118,29 +139,40 @@ def _per_batch(p: Tensor, like: Tensor) -> Tensor:
 
 
 def _setup_linear(ctx, inputs, output):
-    _, maps, mask, fft_dims, coil_chunk = inputs
-    ctx.save_for_backward(maps, mask)
+    data, maps, mask, fft_dims, coil_chunk = inputs
+    # The data argument is kept (a reference, not a copy) only when the maps need a gradient.
+    ctx.save_for_backward(maps, mask, data if ctx.needs_input_grad[1] else None)
     ctx.fft_dims, ctx.coil_chunk = fft_dims, coil_chunk
 
 
 def _backward_forward(ctx, g):
-    _no_constant_grads(ctx, "sense_forward", ("maps", ctx.needs_input_grad[1]), ("mask", ctx.needs_input_grad[2]))
-    maps, mask = ctx.saved_tensors
-    gx = torch.ops.gleam.sense_adjoint(g.contiguous(), maps, mask, ctx.fft_dims, ctx.coil_chunk)
-    return gx, None, None, None, None
+    _no_constant_grads(ctx, "sense_forward", ("mask", ctx.needs_input_grad[2]))
+    maps, mask, x = ctx.saved_tensors
+    g = g.contiguous()
+    gx = torch.ops.gleam.sense_adjoint(g, maps, mask, ctx.fft_dims, ctx.coil_chunk) if ctx.needs_input_grad[0] else None
+    gmaps = torch.ops.gleam.sense_maps_grad(x, g, maps, mask, ctx.fft_dims, ctx.coil_chunk) \
+        if ctx.needs_input_grad[1] else None
+    return gx, gmaps, None, None, None
 
 
 def _backward_adjoint(ctx, g):
-    _no_constant_grads(ctx, "sense_adjoint", ("maps", ctx.needs_input_grad[1]), ("mask", ctx.needs_input_grad[2]))
-    maps, mask = ctx.saved_tensors
-    gy = torch.ops.gleam.sense_forward(g.contiguous(), maps, mask, ctx.fft_dims, ctx.coil_chunk)
-    return gy, None, None, None, None
+    _no_constant_grads(ctx, "sense_adjoint", ("mask", ctx.needs_input_grad[2]))
+    maps, mask, y = ctx.saved_tensors
+    g = g.contiguous()
+    gy = torch.ops.gleam.sense_forward(g, maps, mask, ctx.fft_dims, ctx.coil_chunk) if ctx.needs_input_grad[0] else None
+    gmaps = torch.ops.gleam.sense_maps_grad(g, y, maps, mask, ctx.fft_dims, ctx.coil_chunk) \
+        if ctx.needs_input_grad[1] else None
+    return gy, gmaps, None, None, None
 
 
 def _backward_normal(ctx, g):
-    _no_constant_grads(ctx, "sense_normal", ("maps", ctx.needs_input_grad[1]), ("mask", ctx.needs_input_grad[2]))
-    maps, mask = ctx.saved_tensors
-    return torch.ops.gleam.sense_normal(g.contiguous(), maps, mask, ctx.fft_dims, ctx.coil_chunk), None, None, None, None
+    _no_constant_grads(ctx, "sense_normal", ("mask", ctx.needs_input_grad[2]))
+    maps, mask, x = ctx.saved_tensors
+    g = g.contiguous()
+    gx = torch.ops.gleam.sense_normal(g, maps, mask, ctx.fft_dims, ctx.coil_chunk) if ctx.needs_input_grad[0] else None
+    gmaps = torch.ops.gleam.sense_normal_maps_grad(x, g, maps, mask, ctx.fft_dims, ctx.coil_chunk) \
+        if ctx.needs_input_grad[1] else None
+    return gx, gmaps, None, None, None
 
 
 def _setup_dc(ctx, inputs, output):
@@ -150,7 +182,7 @@ def _setup_dc(ctx, inputs, output):
 
 
 def _backward_dc(ctx, g):
-    _no_constant_grads(ctx, "dc_gradient_step", ("maps", ctx.needs_input_grad[2]), ("mask", ctx.needs_input_grad[3]))
+    _no_constant_grads(ctx, "dc_gradient_step", ("mask", ctx.needs_input_grad[3]))
     x, ahy, maps, mask, step = ctx.saved_tensors
     g = g.contiguous()
     ng = torch.ops.gleam.sense_normal(g, maps, mask, ctx.fft_dims, ctx.coil_chunk)
@@ -160,7 +192,11 @@ def _backward_dc(ctx, g):
     gstep = None
     if ctx.needs_input_grad[4]:
         gstep = -_batch_sum((x.conj() * ng).real - (ahy.conj() * g).real, step).to(step.dtype)
-    return gx, gahy, None, None, gstep, None, None
+    gmaps = None
+    if ctx.needs_input_grad[2]:
+        gmaps = torch.ops.gleam.sense_normal_maps_grad(x, (-s * g).contiguous(), maps, mask, ctx.fft_dims,
+                                                       ctx.coil_chunk)
+    return gx, gahy, gmaps, None, gstep, None, None
 
 
 def _setup_cg(ctx, inputs, output):
@@ -171,7 +207,7 @@ def _setup_cg(ctx, inputs, output):
 
 
 def _backward_cg(ctx, gx, gresid, giters):
-    _no_constant_grads(ctx, "dc_cg", ("maps", ctx.needs_input_grad[1]), ("mask", ctx.needs_input_grad[2]))
+    _no_constant_grads(ctx, "dc_cg", ("mask", ctx.needs_input_grad[2]))
     maps, mask, lam, x = ctx.saved_tensors
     if gx is None:
         return None, None, None, None, None, None, None, None, None
@@ -182,7 +218,10 @@ def _backward_cg(ctx, gx, gresid, giters):
     glam = None
     if ctx.needs_input_grad[3]:
         glam = -_batch_sum((x.conj() * gb).real, lam).to(lam.dtype)
-    return (gb if ctx.needs_input_grad[0] else None), None, None, glam, None, None, None, None, None
+    gmaps = None
+    if ctx.needs_input_grad[1]:
+        gmaps = torch.ops.gleam.sense_normal_maps_grad(x, -gb, maps, mask, ctx.fft_dims, ctx.coil_chunk)
+    return (gb if ctx.needs_input_grad[0] else None), gmaps, None, glam, None, None, None, None, None
 
 
 torch.library.register_autograd("gleam::sense_forward", _backward_forward, setup_context=_setup_linear)

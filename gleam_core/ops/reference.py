@@ -43,6 +43,26 @@ def sense_normal(x: Tensor, maps: Tensor, mask: Tensor, fft_dims: Sequence[int],
     return sense_adjoint(sense_forward(x, maps, mask, fft_dims), maps, mask, fft_dims)
 
 
+def _sum_to_maps(full: Tensor, maps: Tensor) -> Tensor:
+    """Sums an unbroadcast maps gradient (B, C, M, *S) over the axes where ``maps`` broadcasts."""
+    return full.sum_to_size(maps.shape) if full.shape != maps.shape else full
+
+
+def sense_maps_grad(x: Tensor, y: Tensor, maps: Tensor, mask: Tensor, fft_dims: Sequence[int],
+                    coil_chunk: int = 0) -> Tensor:
+    """Maps gradient of A x against k-space y (or of A^H y against image x):
+    ``conj(x[:, m]) * F^H(mask * y[:, c])``, shaped like ``maps``."""
+    return _sum_to_maps(x.conj().unsqueeze(1) * _ifft(y * mask, fft_dims).unsqueeze(2), maps)
+
+
+def sense_normal_maps_grad(x: Tensor, g: Tensor, maps: Tensor, mask: Tensor, fft_dims: Sequence[int],
+                           coil_chunk: int = 0) -> Tensor:
+    """Maps gradient of A^H A x against output gradient g: the adjoint's term at A x plus the
+    forward's term at A g (the mask enters squared), shaped like ``maps``."""
+    return (sense_maps_grad(g, sense_forward(x, maps, mask, fft_dims), maps, mask, fft_dims)
+            + sense_maps_grad(x, sense_forward(g, maps, mask, fft_dims), maps, mask, fft_dims))
+
+
 def _per_batch(p: Tensor, like: Tensor) -> Tensor:
     return p.reshape(-1, *([1] * (like.dim() - 1)))
 
@@ -99,3 +119,43 @@ def cg_solve(b: Tensor, maps: Tensor, mask: Tensor, lam: Tensor, x0: Tensor | No
     resid = torch.where(bnorm > 0, rs.sqrt() / torch.where(bnorm > 0, bnorm, torch.ones_like(bnorm)),
                         torch.zeros_like(bnorm))
     return x, resid.to(b.real.dtype), done
+
+
+class _ImplicitCG(torch.autograd.Function):
+    """:func:`cg_solve` with the compiled op's implicit backward (memory flat in ``iters``):
+    grad_b = (N + lam)^-1 g by one more CG solve, grad_lam = -Re <x, grad_b>, and the maps and
+    mask gradients from ``d x = -(N + lam)^-1 (dN) x``, i.e. the vector-Jacobian product of
+    ``N(maps, mask) x`` (x fixed) against ``-grad_b``: one normal op's graph, not one per iteration."""
+
+    @staticmethod
+    def forward(ctx, b, maps, mask, lam, x0, fft_dims, iters, tol):
+        x, resid, done = cg_solve(b, maps, mask, lam, x0, fft_dims, iters, tol)
+        ctx.mark_non_differentiable(resid, done)
+        ctx.save_for_backward(maps, mask, lam, x)
+        ctx.fft_dims, ctx.iters, ctx.tol = fft_dims, iters, tol
+        return x, resid, done
+
+    @staticmethod
+    def backward(ctx, gx, gresid, gdone):
+        maps, mask, lam, x = ctx.saved_tensors
+        gb = cg_solve(gx, maps.detach(), mask.detach(), lam.detach(), None, ctx.fft_dims, ctx.iters, ctx.tol)[0]
+        glam = None
+        if ctx.needs_input_grad[3]:
+            per_batch = -(x.conj() * gb).real.flatten(1).sum(1)
+            glam = (per_batch.sum() if lam.dim() == 0 else per_batch).to(lam.dtype)
+        gmaps = gmask = None
+        needs = ctx.needs_input_grad[1:3]
+        if any(needs):
+            with torch.enable_grad():
+                leaves = [t.detach().requires_grad_(need) for t, need in zip((maps, mask), needs)]
+                n = sense_normal(x.detach(), leaves[0], leaves[1], ctx.fft_dims)
+                grads = iter(torch.autograd.grad(n, [t for t in leaves if t.requires_grad], -gb))
+            gmaps, gmask = (next(grads) if need else None for need in needs)
+        return (gb if ctx.needs_input_grad[0] else None), gmaps, gmask, glam, None, None, None, None
+
+
+def cg_solve_implicit(b: Tensor, maps: Tensor, mask: Tensor, lam: Tensor, x0: Tensor | None, fft_dims: Sequence[int],
+                      iters: int, tol: float) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`cg_solve`, differentiable in b, lam, maps and mask by implicit differentiation
+    (the gradient of the exact solution; ``x0`` gets none)."""
+    return _ImplicitCG.apply(b, maps, mask, lam, None if x0 is None else x0.detach(), list(fft_dims), iters, tol)

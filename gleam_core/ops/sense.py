@@ -77,7 +77,7 @@ class SenseOp:
         self.fft_ndim = fft_ndim
         self.spatial_ndim = spatial_ndim
         self.coil_chunk = coil_chunk or 0
-        self.maps = maps if maps.requires_grad else maps.contiguous()
+        self.maps = maps.contiguous()
         mask = _checks.canonical_mask(mask, spatial_ndim, _checks.real_dtype(maps.dtype), maps.device)
         # Check against the maps now: after compaction a wrong-size constant mask would broadcast.
         maps_spatial = tuple(maps.shape[3:])
@@ -92,8 +92,9 @@ class SenseOp:
         else:
             self.normal_dims = list(self.fft_dims)
         self.mask = mask
-        # Gradients w.r.t. maps or mask are only available through the reference path.
-        self.use_reference = maps.requires_grad or mask.requires_grad
+        # The compiled ops differentiate in the maps; gradients w.r.t. the mask (k-space weights)
+        # go through the pure-PyTorch reference.
+        self.use_reference = mask.requires_grad
 
     @property
     def coils(self) -> int:
@@ -167,7 +168,8 @@ class SenseOp:
 
         Each batch element stops on its own once ``||r|| <= tol * ||b||`` (tol > 0). The backward
         pass is one more CG solve (implicit differentiation), so memory does not grow with
-        ``iters``; gradients flow to ``b`` and ``lam`` (not to ``x0``).
+        ``iters``; gradients flow to ``b``, ``lam`` and the maps (and the mask on the
+        reference path), not to ``x0``.
         """
         b = self._check("b", b, "image")
         if x0 is not None:
@@ -185,7 +187,8 @@ class SenseOp:
             raise ValueError(f"lam must be finite and >= 0 (A^H A + lam I must be positive semi-definite), "
                              f"got {lam_t.tolist()}")
         if self.use_reference:
-            return CGResult(*reference.cg_solve(b, self.maps, self.mask, lam_t, x0, self.fft_dims, iters, float(tol)))
+            return CGResult(*reference.cg_solve_implicit(b, self.maps, self.mask, lam_t, x0, self.fft_dims, iters,
+                                                         float(tol)))
         x0c = None if x0 is None else x0.detach()
         return CGResult(*torch.ops.gleam.cg_solve(b, self.maps, self.mask, lam_t, x0c, self.normal_dims, iters,
                                                   float(tol), self.coil_chunk))

@@ -86,7 +86,7 @@ class Trainer:
         self.total = s.iterations if s.iterations is not None else s.epochs * self.stream.batches_per_epoch
         map_sets = int(self.train_set[0]["maps"].shape[1])
         share_groups = spec.gleam.modules if spec.strategy == "gleam" else 1
-        self.model = UnrolledNet(spec.model, kind, map_sets, share_groups)
+        self.model = UnrolledNet.build(spec.model, kind, map_sets, share_groups)
         self.loss_fn = get_loss(spec.loss)
         self.strategy = build_strategy(spec, self.model, self.total, self.device)
         self.iteration = 0

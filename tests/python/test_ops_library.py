@@ -27,6 +27,8 @@ def _op_samples(device="cpu"):
         "dc_gradient_step": (x.detach().clone().requires_grad_(), x.detach().clone() * 0.5, maps, mask,
                              step.requires_grad_(), dims, 0),
         "cg_solve": (x.detach().clone().requires_grad_(), maps, mask, lam.requires_grad_(), None, dims, 8, 0.0, 0),
+        "sense_maps_grad": (x.detach(), y.detach(), maps, mask, dims, 0),
+        "sense_normal_maps_grad": (x.detach(), x.detach() * 0.5, maps, mask, [-1], 0),
     }
 
 

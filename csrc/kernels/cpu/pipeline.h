@@ -385,6 +385,33 @@ void scatter_kspace(const Layout<T>& L, const typename Layout<T>::Bases& r, int6
   }
 }
 
+// out[b, c0+l, m, pos] (=, or += with accumulate) scale * conj(u[m, pos]) * buf[pos].lane(l):
+// the maps gradients' outer product of a coil buffer with an image. `out` has the
+// unbroadcast maps layout (B, C, M, *S) of the image's geometry.
+template <typename T, typename V>
+void outer_maps(const Layout<T>& L, const typename Layout<T>::Bases& r, int64_t c0, int la,
+                const std::complex<T>* u, simd::CVec<V>* buf, T scale, bool accumulate, std::complex<T>* out,
+                int64_t r0, int64_t r1) {
+  const auto& g = L.g;
+  for (int64_t row = r0; row < r1; ++row) {
+    simd::CVec<V>* b = buf + row * L.bn[2];
+    const int64_t ro = L.row_offset(row);
+    for (int64_t m = 0; m < g.sets; ++m) {
+      const std::complex<T>* urow = u + L.image_base(r, m) + ro;
+      for (int l = 0; l < la; ++l) {
+        std::complex<T>* orow = out + ((r.b * g.coils + c0 + l) * g.sets + m) * L.S + r.sp + ro;
+        for (const auto& run : L.runs)
+          for (int64_t k = 0; k < run.len; ++k) {
+            simd::CVec<V>& src = b[run.j + k];
+            const std::complex<T> v =
+                std::conj(urow[run.o + k]) * std::complex<T>(lanes_re<T>(src)[l], lanes_im<T>(src)[l]) * scale;
+            orow[run.o + k] = accumulate ? orow[run.o + k] + v : v;
+          }
+      }
+    }
+  }
+}
+
 enum class LineOp { kForward, kInverse, kForwardMaskInverse };
 
 // Transforms lines [l0, l1) of the block buffer along axis a. Lines whose mask is all

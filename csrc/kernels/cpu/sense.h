@@ -47,6 +47,20 @@ void cg_solve(const SenseGeometry& g, const std::complex<T>* b, const std::compl
               const T* lam, int64_t lam_stride, bool has_x0, int64_t iters, double tol, std::complex<T>* x,
               std::complex<T>* work, T* resid, int64_t* iters_done, const Executor& ex);
 
+// Gradients with respect to the maps, in the unbroadcast maps layout (B, C, M, *S) of the
+// geometry (the op sums over axes where the maps broadcast):
+//   maps_grad          out[b,c,m] = conj(x[b,m]) * F^H(mask * y[b,c])        (backward of A and A^H)
+//   normal_maps_grad   out[b,c,m] = conj(x[b,m]) * F^H mask^2 F(sum_m' maps[b,c,m'] g[b,m'])
+//                                 + conj(g[b,m]) * F^H mask^2 F(sum_m' maps[b,c,m'] x[b,m'])  (of A^H A)
+// Coil images are recomputed block by block; nothing but `out` is written.
+template <typename T>
+void sense_maps_grad(const SenseGeometry& g, const std::complex<T>* x, const std::complex<T>* y, const T* mask,
+                     std::complex<T>* out, const Executor& ex);
+
+template <typename T>
+void sense_normal_maps_grad(const SenseGeometry& g, const std::complex<T>* x, const std::complex<T>* gr,
+                            const std::complex<T>* maps, const T* mask, std::complex<T>* out, const Executor& ex);
+
 namespace detail {
 // out = init - step_b * A^H A x with init = x + step_b * ahy (DC step), or out = A^H A x
 // when `ahy` is null and `step` is null. Shared by sense_normal, dc_gradient_step and cg_solve.

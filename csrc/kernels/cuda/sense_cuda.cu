@@ -110,6 +110,23 @@ __global__ void combine_kernel(Dims<I> d, const c2<T>* __restrict__ buf, const c
   }
 }
 
+template <typename T, typename I>
+__global__ void outer_maps_kernel(Dims<I> d, const c2<T>* __restrict__ buf, const c2<T>* __restrict__ u, I c0, I nc,
+                                  bool accumulate, c2<T>* __restrict__ out) {
+  const I bc = blockIdx.y, c = bc % nc, b = bc / nc;
+  GLEAM_SPATIAL_LOOP(p, d.S) {  // array position: reads of u and writes coalesced
+    I i[3];
+    d.split(p, i);
+    d.to_buffer(i);
+    const c2<T> v = buf[bc * d.S + d.offset(i)];
+    for (I m = 0; m < d.M; ++m) {
+      const c2<T> w = cmul_conj<T>(u[(b * d.M + m) * d.S + p], v);
+      const I t = ((b * d.C + c0 + c) * d.M + m) * d.S + p;
+      out[t] = accumulate ? c2<T>{out[t].x + w.x, out[t].y + w.y} : w;
+    }
+  }
+}
+
 // Launches kernel<T, I> with I = uint32_t when possible.
 #define GLEAM_LAUNCH(kernel, T, g, grid, stream, ...)                                           \
   do {                                                                                        \
@@ -162,6 +179,22 @@ cudaError_t combine_coils(const SenseGeometry& g, const T* buf, const T* maps, i
   return cudaGetLastError();
 }
 
+template <typename T>
+cudaError_t outer_maps(const SenseGeometry& g, const T* buf, const T* u, int64_t c0, int64_t nc, bool accumulate,
+                       T* out, cudaStream_t stream) {
+  // The output (B, C, M, *S) is larger than any array fits32 looks at.
+  const auto* bp = reinterpret_cast<const c2<T>*>(buf);
+  const auto* up = reinterpret_cast<const c2<T>*>(u);
+  auto* op = reinterpret_cast<c2<T>*>(out);
+  const dim3 grid = grid_for(g.spatial(), g.batch * nc);
+  if (fits32(g) && g.batch * g.coils * g.sets * g.spatial() < (int64_t(1) << 31))
+    outer_maps_kernel<T, uint32_t><<<grid, kThreads, 0, stream>>>(Dims<uint32_t>(g), bp, up, uint32_t(c0),
+                                                                  uint32_t(nc), accumulate, op);
+  else
+    outer_maps_kernel<T, int64_t><<<grid, kThreads, 0, stream>>>(Dims<int64_t>(g), bp, up, c0, nc, accumulate, op);
+  return cudaGetLastError();
+}
+
 #define GLEAM_INSTANTIATE(T)                                                                                         \
   template cudaError_t expand_coils<T>(const SenseGeometry&, const T*, const T*, int64_t, int64_t, T, T*,           \
                                        cudaStream_t);                                                                \
@@ -171,7 +204,9 @@ cudaError_t combine_coils(const SenseGeometry& g, const T* buf, const T* maps, i
                                          cudaStream_t);                                                              \
   template cudaError_t apply_mask<T>(const SenseGeometry&, T*, const T*, int64_t, bool, cudaStream_t);              \
   template cudaError_t combine_coils<T>(const SenseGeometry&, const T*, const T*, int64_t, int64_t, bool, const T*, \
-                                        const T*, const T*, int64_t, T*, cudaStream_t);
+                                        const T*, const T*, int64_t, T*, cudaStream_t);                             \
+  template cudaError_t outer_maps<T>(const SenseGeometry&, const T*, const T*, int64_t, int64_t, bool, T*,          \
+                                     cudaStream_t);
 GLEAM_INSTANTIATE(float)
 GLEAM_INSTANTIATE(double)
 #undef GLEAM_INSTANTIATE

@@ -43,4 +43,10 @@ template <typename T>
 cudaError_t combine_coils(const SenseGeometry& g, const T* buf, const T* maps, int64_t c0, int64_t nc, bool first,
                           const T* x, const T* ahy, const T* step, int64_t step_stride, T* out, cudaStream_t stream);
 
+// out[b, c0 + c, m, i] (=, or += with accumulate) conj(u[b, m, i]) * buf[b, c, j(i)]: the
+// maps gradients' outer product; `out` has the unbroadcast maps layout (B, C, M, *S).
+template <typename T>
+cudaError_t outer_maps(const SenseGeometry& g, const T* buf, const T* u, int64_t c0, int64_t nc, bool accumulate,
+                       T* out, cudaStream_t stream);
+
 }  // namespace gleam::cuda

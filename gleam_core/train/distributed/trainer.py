@@ -40,7 +40,7 @@ from ..figures import comparison, save_png
 from ..losses import get_loss
 from ..records import MetricsLog
 from ..schema import to_dict
-from ..spec import Spec
+from ..spec import Spec, SpecError
 from ..trainer import Trainer, _fmt_bytes
 from .data import ShardedBatchStream
 from .faults import ENV as FAULT_ENV
@@ -102,7 +102,10 @@ class DistributedTrainer:
         s = spec.schedule
         self.total = s.iterations if s.iterations is not None else s.epochs * self.stream.batches_per_epoch
         map_sets = int(self.train_set[0]["maps"].shape[1])
-        self.model = UnrolledNet(spec.model, kind, map_sets, spec.gleam.modules)
+        if spec.model.type == "varnet":  # hand-offs carry image-shaped states; a varnet's is k-space + maps
+            raise SpecError("model.type", "varnet is not supported by multi-process (torchrun) training; "
+                                          "train it in one process (strategy gleam with gleam.devices for several GPUs)")
+        self.model = UnrolledNet.build(spec.model, kind, map_sets, spec.gleam.modules)
         self.loss_fn = get_loss(spec.loss)
         self.stage = Stage(world, self.model, spec, self.loss_fn, self.total, self.status)
         self.iteration = 0

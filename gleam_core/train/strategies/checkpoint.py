@@ -35,11 +35,11 @@ class Checkpointed(WholeNetworkStrategy):
             return chain(problem, x)
 
     def forward_train(self, problem: Problem) -> Tensor:
-        x = problem.ahy
+        x = self.model.start(problem)
         # Early stop ends a recomputation by raising inside the last pack hook, before the memory
         # meter sees what it keeps; without it, recomputation runs the ops after the segment's
         # last saved tensor too. Only while metering (CPU); the gradients are the same.
         early_stop = not metering()
         for chain in self.segments:
             x = checkpoint(self._run, chain, problem, x, use_reentrant=False, early_stop=early_stop)
-        return x
+        return self.model.readout(x)

@@ -12,6 +12,7 @@ whole chain.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -29,13 +30,14 @@ class GleamUnit:
     """One GLEAM module: K unrolls, their optimizer and schedule, the local loss, one lane.
 
     The building block of a pipeline stage: :meth:`step` takes the previous module's output
-    (or ``problem.ahy`` for module 0) and returns this module's detached output and its loss.
+    (or ``model.start(problem)``, e.g. ``problem.ahy``, for module 0) and returns this module's detached output and its loss.
     :meth:`forward` and :meth:`update` are the two halves, so a caller may interleave modules.
     """
 
     def __init__(self, index: int, chain: UnrollChain, loss_fn: LossFn, optim: OptimizerConfig, total: int,
-                 lane: Lane) -> None:
+                 lane: Lane, readout: Callable[[Tensor], Tensor] | None = None) -> None:
         self.index, self.lane = index, lane
+        self.readout = readout  # chain state -> image for the local loss (None: the state is the image)
         self.chain = chain.to(lane.device)
         self.loss_fn = loss_fn
         self.updater = Updater(chain.parameters(), optim, total)
@@ -69,7 +71,7 @@ class GleamUnit:
         """Local loss of ``out`` against ``target``, backward, optimizer and scheduler step."""
         with self._measured():
             self.updater.zero_grad()
-            loss = self.loss_fn(out, target)
+            loss = self.loss_fn(out if self.readout is None else self.readout(out), target)
             loss.backward()
             self.updater.step()
         return loss.detach()
@@ -98,7 +100,7 @@ class Gleam(Strategy):
         if len({lane.device.type for lane in self.lanes}) > 1:
             # Host-side memory metering and non-blocking device-to-host hand-offs assume one kind.
             raise ValueError(f"gleam.devices: {names} mixes CPU and CUDA devices; use all cpu or all cuda:N")
-        self.units = [GleamUnit(m, chain, loss_fn, optim, total, self.lanes[m % len(self.lanes)])
+        self.units = [GleamUnit(m, chain, loss_fn, optim, total, self.lanes[m % len(self.lanes)], model.readout)
                       for m, chain in enumerate(model.split(modules))]
         self.overlap = len(self.lanes) > 1 if overlap == "auto" else overlap
 
@@ -128,7 +130,7 @@ class Gleam(Strategy):
         with cuda_peaks(cuda) if cuda else contextlib.nullcontext({"peak": 0}) as gpu:
             for lane in self.lanes:
                 lane.follow_default()
-            x, ready, pending = problems[self.units[0].device].ahy, None, None
+            x, ready, pending = self.model.start(problems[self.units[0].device]), None, None
             for unit in self.units:
                 unit.begin(step_meter, problems[unit.device].constants() + [targets[unit.device]])
                 with unit.lane.context():
@@ -155,11 +157,11 @@ class Gleam(Strategy):
     @torch.no_grad()
     def reconstruct(self, problem: Problem) -> Tensor:
         problems: dict[torch.device, Problem] = {}
-        x = problem.ahy
+        x = self.model.start(problem)
         for unit in self.units:
             p = problems.setdefault(unit.device, problem.to(unit.device))
             x = unit.chain(p, x.to(unit.device))
-        return x.to(self.device)
+        return self.model.readout(x).to(self.device)
 
     def lrs(self) -> list[float]:
         return [u.updater.lr for u in self.units]

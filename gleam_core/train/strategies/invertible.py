@@ -50,6 +50,7 @@ class _Run:
     options: InverseOptions
     params: list[torch.nn.Parameter]
     anchor_every: int
+    start: Tensor  # the network's input state (model.start)
     errors: dict[str, Tensor] = field(default_factory=dict)
 
 
@@ -77,11 +78,13 @@ class _InvertibleChain(torch.autograd.Function):
         mismatch, worst = zero, zero
         for k in reversed(range(len(run.model.unrolls))):
             unroll = run.model.unrolls[k]
-            x_in = unroll.inverse(y, run.problem, run.options)
             if k % run.anchor_every == 0:
-                known = run.problem.ahy if k == 0 else anchors[k // run.anchor_every - 1]
-                worst = torch.maximum(worst, _rel(x_in, known))
+                known = run.start if k == 0 else anchors[k // run.anchor_every - 1]
+                if run.anchor_every > 1:  # with an anchor at every unroll nothing is inverted
+                    worst = torch.maximum(worst, _rel(unroll.inverse(y, run.problem, run.options), known))
                 x_in = known
+            else:
+                x_in = unroll.inverse(y, run.problem, run.options)
             with torch.enable_grad():
                 x_req = x_in.detach().requires_grad_()
                 out = unroll(x_req, run.problem)
@@ -128,15 +131,21 @@ class Invertible(WholeNetworkStrategy):
         self._last: _Run | None = None
         self._warned = False
         bound = model.config.denoiser.lipschitz
-        if bound is None or bound >= 1:
+        if model.config.type == "varnet":
+            if self.anchor_every == 1:
+                warnings.warn("invertible: varnet cascades have no reliable inverse (the NormUnet rescales its "
+                              "output by its input's statistics; see gleam_core/models/varnet.py): every cascade's "
+                              "input is stored, so memory is checkpoint-like and the gradients exact", stacklevel=2)
+        elif bound is None or bound >= 1:
             warnings.warn(f"invertible: model.denoiser.lipschitz is {bound}; x + f(x) is only guaranteed "
                           "invertible by fixed-point iteration for a bound below 1 (e.g. 0.9), otherwise the "
                           "rebuilt inputs, and so the gradients, can be wrong (see inversion_error)", stacklevel=2)
 
     def forward_train(self, problem: Problem) -> Tensor:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self._last = _Run(self.model, problem, self.options, params, self.anchor_every)
-        return _InvertibleChain.apply(problem.ahy, self._last, *params)
+        x0 = self.model.start(problem)
+        self._last = _Run(self.model, problem, self.options, params, self.anchor_every, x0)
+        return self.model.readout(_InvertibleChain.apply(x0, self._last, *params))
 
     def extra(self) -> dict[str, Tensor]:
         run, self._last = self._last, None
