@@ -3,7 +3,7 @@ best pure-PyTorch version we could write vs the FFT floor, ratios from one run.
 
 Usage:
     python benchmarks/ops.py [--device cpu|cuda] [--cases knee2d,brain2d,knee3d,cine]
-                             [--ops forward,adjoint,normal,cg] [--markdown FILE] [--no-memory]
+                             [--ops forward,adjoint,normal,cg,maps_grad] [--markdown FILE] [--no-memory]
 
 Time: median of repeated calls, implementations interleaved round-robin so that drift of a
 shared machine hits all of them alike (CUDA: device events). Extra peak memory: on the CPU,
@@ -17,6 +17,12 @@ Implementations:
   naive  x*maps -> ifftshift -> fftn -> fftshift -> *mask and back, full coil stack (fastMRI style)
   best   pure PyTorch, readout-decoupled, coils in chunks of 4, shifts folded into a pre-shifted
          mask and pre-shifted maps (computed once, outside the timing, as an operator object would)
+
+The ``maps_grad`` row times one training use of the normal op with learned maps: forward of
+A^H A x and backward with gradients w.r.t. x and the maps (upstream gradient x). gleam: the
+compiled backward formulas (gleam::sense_normal_maps_grad, no coil stack saved); naive and best:
+autograd through their compositions (the shifted copy of the maps is made inside the timing,
+since it depends on the maps being learned). Floor: 8 FFTs of the coil stack (gleam's count).
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ CASES = {
     "knee3d": Case("knee3d", 8, (256, 160, 80), 3, "2D variable-density mask 8x on (160, 80)"),
     "cine": Case("cine", 12, (20, 192, 160), 2, "per-frame 1D masks 8x"),
 }
-OPS = ["forward", "adjoint", "normal", "cg"]
+OPS = ["forward", "adjoint", "normal", "cg", "maps_grad"]
+MAPS_GRAD_IMPLS = ("gleam", "naive", "best")  # implementations the maps_grad row compares
 CG_ITERS = 10
 
 
@@ -218,6 +225,27 @@ def run_op(impl, op: str, x, y):
     return impl.cg(x, 0.05, CG_ITERS)
 
 
+def maps_grad_fn(impl_name: str, case: Case, x, maps, mask):
+    """Forward and backward of A^H A x w.r.t. x and the maps (the ``maps_grad`` row)."""
+    cls = IMPLS[impl_name]
+    x = x.detach()
+
+    def fn():
+        leaf, xr = maps.detach().requires_grad_(), x.clone().requires_grad_()
+        cls(leaf, mask, case.fft_ndim).normal(xr).backward(x)
+        return leaf.grad
+    return fn
+
+
+def check_maps_grad_agreement(case: Case, device: str):
+    x, maps, _, mask = make_inputs(case, device)
+    grads = {k: maps_grad_fn(k, case, x, maps, mask)() for k in MAPS_GRAD_IMPLS}
+    for k in ("gleam", "best"):
+        err = float((grads[k] - grads["naive"]).norm() / grads["naive"].norm())
+        if err > 1e-4:
+            raise RuntimeError(f"{case.name}/maps_grad: {k} differs from naive by {err:.2e}")
+
+
 def floor_fn(case: Case, device: str):
     stack = torch.randn(1, case.coils, *case.spatial, dtype=torch.complex64, device=device)
     dims = tuple(range(-case.fft_ndim, 0))
@@ -283,6 +311,8 @@ def measure_memory_child(case_name: str, impl_name: str, op: str) -> None:
         if impl_name == "floor":
             return floor_fn(c, "cpu")
         x, maps, y, mask = make_inputs(c, "cpu")
+        if op == "maps_grad":
+            return maps_grad_fn(impl_name, c, x, maps, mask)
         impl = IMPLS[impl_name](maps, mask, c.fft_ndim)
         return lambda: run_op(impl, op, x, y)
 
@@ -310,8 +340,12 @@ def memory_cpu(case: Case, impl: str, op: str) -> float:
 
 def memory_cuda(case: Case, impl_name: str, op: str) -> float:
     x, maps, y, mask = make_inputs(case, "cuda")
-    fn = floor_fn(case, "cuda") if impl_name == "floor" else \
-        (lambda impl: (lambda: run_op(impl, op, x, y)))(IMPLS[impl_name](maps, mask, case.fft_ndim))
+    if impl_name == "floor":
+        fn = floor_fn(case, "cuda")
+    elif op == "maps_grad":
+        fn = maps_grad_fn(impl_name, case, x, maps, mask)
+    else:
+        fn = (lambda impl: (lambda: run_op(impl, op, x, y)))(IMPLS[impl_name](maps, mask, case.fft_ndim))
     fn()
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
@@ -354,12 +388,16 @@ def main(argv=None) -> int:
         impls = {k: cls(maps, mask, case.fft_ndim) for k, cls in IMPLS.items()}
         floor = time_round_robin({"floor": floor_fn(case, dev)}, dev, a.min_reps, 1.0)["floor"]
         for op in a.ops.split(","):
-            fns = {k: (lambda impl=impl: run_op(impl, op, x, y)) for k, impl in impls.items()}
-            t = time_round_robin(fns, dev, a.min_reps if op != "cg" else 3, a.budget)
-            ffts = {"forward": 1, "adjoint": 1, "normal": 2, "cg": 2 * CG_ITERS}[op]
+            if op == "maps_grad":
+                check_maps_grad_agreement(case, dev)
+                fns = {k: maps_grad_fn(k, case, x, maps, mask) for k in MAPS_GRAD_IMPLS}
+            else:
+                fns = {k: (lambda impl=impl: run_op(impl, op, x, y)) for k, impl in impls.items()}
+            t = time_round_robin(fns, dev, a.min_reps if op not in ("cg", "maps_grad") else 3, a.budget)
+            ffts = {"forward": 1, "adjoint": 1, "normal": 2, "cg": 2 * CG_ITERS, "maps_grad": 8}[op]
             mem = {}
             if not a.no_memory:
-                for k in list(IMPLS):
+                for k in (MAPS_GRAD_IMPLS if op == "maps_grad" else IMPLS):
                     mem[k] = memory_cuda(case, k, op) if dev == "cuda" else memory_cpu(case, k, op)
             rows.append({"case": cname, "op": op, **{f"t_{k}": v for k, v in t.items()}, "floor": floor,
                          "ffts": ffts, **{f"m_{k}": v for k, v in mem.items()}})

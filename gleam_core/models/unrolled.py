@@ -110,7 +110,7 @@ class UnrolledNet(UnrollChain):
         """The chain's input state: the zero-filled image ``A^H y`` (k-space networks differ)."""
         return problem.ahy
 
-    def readout(self, state: Tensor) -> Tensor:
+    def readout(self, state: Tensor, problem: Problem) -> Tensor:
         """The reconstruction (B, M, *S) of a chain state: the state itself for image-domain networks."""
         return state
 

@@ -9,9 +9,15 @@ maps ``S`` (B, C, M, *S) from the ACS region; then each of U cascades updates th
 
 with a learned soft data-consistency weight ``eta`` (initial 1, as in the paper), the SENSE
 expand ``E(x) = F(S x)`` (``sense_forward`` with no mask) and reduce ``R(k) = sum_c conj(S_c)
-F^H k_c`` (``sense_adjoint``), both compiled and differentiable in the maps. The output image is
-``R(k)`` (B, M, *S) complex (fastMRI's VarNet outputs the RSS magnitude; this engine's losses
-and metrics compare complex images, so the coil combination uses the learned maps).
+F^H k_c`` (``sense_adjoint``), both compiled and differentiable in the learned maps.
+
+The output: the paper's is the RSS magnitude of the final coil images, which needs no maps.
+This engine's targets, losses and metrics are complex images in the phase convention of the
+data's maps (``problem.op.maps``), so the output is the final k-space combined with those maps,
+``sum_c conj(S_data_c) F^H k_c`` (B, M, *S). Combining with the learned maps instead cannot
+work: coil images only determine the maps up to a per-pixel phase shared with the image, so a
+complex loss against the target's phase convention cannot be met (measured: the loss stalled
+at about twice PGD's on the synthetic knee data).
 
 How it fits the engine's unrolled chains: the state passed between unrolls (and between GLEAM
 modules) is one complex tensor (B, C, 1 + M, *S) holding the k-space (``[:, :, 0]``) and the
@@ -162,14 +168,14 @@ class VarNet(UnrolledNet):
         """The chain's input: the masked k-space (B, C, *S)."""
         return _kspace(problem) * problem.op.mask
 
-    def readout(self, state: Tensor) -> Tensor:
-        """The image ``R(k)`` (B, M, *S) of a state (B, C, 1 + M, *S)."""
-        kspace, maps = unpack(state)
-        return _coil_op(maps, self.fft_ndim).adjoint(kspace)
+    def readout(self, state: Tensor, problem: Problem) -> Tensor:
+        """The image (B, M, *S) of a state (B, C, 1 + M, *S): its k-space combined with the
+        data's maps (see the module docstring)."""
+        return _coil_op(problem.op.maps, self.fft_ndim).adjoint(unpack(state)[0])
 
     def forward(self, problem: Problem, x: Tensor | None = None) -> Tensor:
         """The reconstruction (B, M, *S) from ``problem`` (or from a state ``x``)."""
         state = self.start(problem) if x is None else x
         for unroll in self.unrolls:
             state = unroll(state, problem)
-        return self.readout(state)
+        return self.readout(state, problem)

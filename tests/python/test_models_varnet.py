@@ -144,7 +144,7 @@ def test_gleam_sensitivity_net_in_module_zero_and_maps_detached():
     state = gleam.units[0].forward(net.start(p), p)
     handed = gleam.units[1].forward(state, p)
     assert unpack(handed)[1].grad_fn is not None  # sliced from the state, which module 1 computed ...
-    complex_l1(net.readout(handed), target).backward()
+    complex_l1(net.readout(handed, p), target).backward()
     assert all(prm.grad is None for prm in net.unrolls[0].parameters())  # ... but nothing reaches module 0
     before = [prm.detach().clone() for prm in net.unrolls[0].layers[0].parameters()]
     result = gleam.train_step(p, target)

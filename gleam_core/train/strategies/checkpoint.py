@@ -42,4 +42,4 @@ class Checkpointed(WholeNetworkStrategy):
         early_stop = not metering()
         for chain in self.segments:
             x = checkpoint(self._run, chain, problem, x, use_reentrant=False, early_stop=early_stop)
-        return self.model.readout(x)
+        return self.model.readout(x, problem)

@@ -35,9 +35,9 @@ class GleamUnit:
     """
 
     def __init__(self, index: int, chain: UnrollChain, loss_fn: LossFn, optim: OptimizerConfig, total: int,
-                 lane: Lane, readout: Callable[[Tensor], Tensor] | None = None) -> None:
+                 lane: Lane, readout: Callable[[Tensor, Problem], Tensor] | None = None) -> None:
         self.index, self.lane = index, lane
-        self.readout = readout  # chain state -> image for the local loss (None: the state is the image)
+        self.readout = readout  # (chain state, problem) -> image for the local loss (None: the state is the image)
         self.chain = chain.to(lane.device)
         self.loss_fn = loss_fn
         self.updater = Updater(chain.parameters(), optim, total)
@@ -67,11 +67,12 @@ class GleamUnit:
         with self._measured():
             return self.chain(problem, x_in.detach())
 
-    def update(self, out: Tensor, target: Tensor) -> Tensor:
-        """Local loss of ``out`` against ``target``, backward, optimizer and scheduler step."""
+    def update(self, out: Tensor, target: Tensor, problem: Problem | None = None) -> Tensor:
+        """Local loss of ``out`` against ``target``, backward, optimizer and scheduler step
+        (``problem``: for a ``readout`` that needs it)."""
         with self._measured():
             self.updater.zero_grad()
-            loss = self.loss_fn(out if self.readout is None else self.readout(out), target)
+            loss = self.loss_fn(out if self.readout is None else self.readout(out, problem), target)
             loss.backward()
             self.updater.step()
         return loss.detach()
@@ -79,7 +80,7 @@ class GleamUnit:
     def step(self, x_in: Tensor, problem: Problem, target: Tensor) -> tuple[Tensor, Tensor]:
         """forward + update: (detached output (B, M, *S), 0-dim loss)."""
         out = self.forward(x_in, problem)
-        return out.detach(), self.update(out, target)
+        return out.detach(), self.update(out, target, problem)
 
 
 class Gleam(Strategy):
@@ -125,7 +126,7 @@ class Gleam(Strategy):
 
         def update(unit: GleamUnit, out: Tensor) -> None:
             with unit.lane.context():
-                losses[unit.index] = unit.update(out, targets[unit.device])
+                losses[unit.index] = unit.update(out, targets[unit.device], problems[unit.device])
 
         with cuda_peaks(cuda) if cuda else contextlib.nullcontext({"peak": 0}) as gpu:
             for lane in self.lanes:
@@ -157,11 +158,11 @@ class Gleam(Strategy):
     @torch.no_grad()
     def reconstruct(self, problem: Problem) -> Tensor:
         problems: dict[torch.device, Problem] = {}
-        x = self.model.start(problem)
+        x, p = self.model.start(problem), problem
         for unit in self.units:
             p = problems.setdefault(unit.device, problem.to(unit.device))
             x = unit.chain(p, x.to(unit.device))
-        return self.model.readout(x).to(self.device)
+        return self.model.readout(x, p).to(self.device)
 
     def lrs(self) -> list[float]:
         return [u.updater.lr for u in self.units]

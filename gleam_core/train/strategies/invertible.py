@@ -145,7 +145,7 @@ class Invertible(WholeNetworkStrategy):
         params = [p for p in self.model.parameters() if p.requires_grad]
         x0 = self.model.start(problem)
         self._last = _Run(self.model, problem, self.options, params, self.anchor_every, x0)
-        return self.model.readout(_InvertibleChain.apply(x0, self._last, *params))
+        return self.model.readout(_InvertibleChain.apply(x0, self._last, *params), problem)
 
     def extra(self) -> dict[str, Tensor]:
         run, self._last = self._last, None
