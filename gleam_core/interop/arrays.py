@@ -1,0 +1,147 @@
+"""NumPy and DLPack arrays in and out of torch functions, zero-copy where the memory allows.
+
+:func:`accepts_arrays` wraps a function written for torch tensors (every public op in
+``gleam_core.ops``) so that it also takes NumPy arrays and any array exposing ``__dlpack__``
+(CuPy, JAX, ...), and gives its results back as the caller's array type:
+
+- NumPy in, NumPy out: ``torch.from_numpy`` in and ``Tensor.numpy()`` out share memory. A
+  read-only array enters through DLPack (which carries the read-only flag; the ops never write
+  to their inputs); negative strides or a non-native byte order, which torch cannot describe,
+  are copied, keeping the dtype.
+- DLPack in (CuPy, JAX, ...), the same library out: ``torch.from_dlpack`` in and the library's
+  own ``from_dlpack`` out (found through ``__array_namespace__`` or the array type's top-level
+  module), both zero-copy and stream-ordered by the DLPack protocol.
+- torch tensors pass straight through: the wrapper costs one dict lookup per argument
+  (``benchmarks/interop.py`` measures it).
+
+Dtypes are never changed: a real float64 array where the op needs complex reaches the op's own
+check as float64 and is refused there, naming the argument. Arrays of different kinds in one
+call (NumPy with torch, NumPy with CuPy) are refused: which type to return would be a guess.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# type -> True when values of that type are arrays to convert (NumPy, DLPack producers other
+# than torch). Filled on first sight of each type, so the torch path is one lookup per argument.
+_FOREIGN: dict[type, bool] = {}
+
+
+def _is_foreign(t: type) -> bool:
+    foreign = _FOREIGN.get(t)
+    if foreign is None:
+        foreign = not issubclass(t, Tensor) and (issubclass(t, np.ndarray) or hasattr(t, "__dlpack__"))
+        _FOREIGN[t] = foreign
+    return foreign
+
+
+def _type_name(value: object) -> str:
+    t = type(value)
+    return "torch.Tensor" if isinstance(value, Tensor) else f"{t.__module__.partition('.')[0]}.{t.__qualname__}"
+
+
+def to_torch(name: str, a: Any) -> Tensor:
+    """A NumPy or DLPack array as a torch tensor sharing its memory (copied only where torch
+    cannot describe the layout: negative strides, non-native byte order). Same dtype, same device.
+
+    Raises:
+        ValueError: naming ``name``, when torch cannot hold the array's dtype or the producer
+            refuses the DLPack export.
+    """
+    if isinstance(a, np.ndarray):
+        if not a.dtype.isnative or any(s < 0 for s in a.strides):
+            a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
+        try:
+            # from_numpy is the cheaper route; it warns on read-only arrays, DLPack does not.
+            return torch.from_numpy(a) if a.flags.writeable else torch.from_dlpack(a)
+        except (TypeError, BufferError, RuntimeError) as e:
+            raise ValueError(f"{name} is a NumPy array of dtype {a.dtype}, which torch cannot hold without "
+                             f"changing its dtype ({e}); convert it yourself, e.g. to complex64") from None
+    try:
+        return torch.from_dlpack(a)
+    except (TypeError, BufferError, RuntimeError, ValueError) as e:
+        raise ValueError(f"{name} ({_type_name(a)}, dtype {getattr(a, 'dtype', '?')}) could not be shared with "
+                         f"torch through DLPack: {e}") from None
+
+
+def _returner(name: str, a: Any) -> Callable[[Tensor], Any]:
+    """The function that turns a result tensor into the type of ``a`` (the caller's array)."""
+    if isinstance(a, np.ndarray):
+        return Tensor.numpy
+    ns = a.__array_namespace__() if hasattr(a, "__array_namespace__") else \
+        sys.modules.get(type(a).__module__.partition(".")[0])
+    back = getattr(ns, "from_dlpack", None)
+    if back is None:
+        raise ValueError(f"{name} is a {_type_name(a)}, whose library has no from_dlpack to return results in; "
+                         "convert it with torch.from_dlpack and pass torch tensors")
+    return back
+
+
+def _convert_back(result: Any, back: Callable[[Tensor], Any]) -> Any:
+    if isinstance(result, Tensor):
+        # Lazy conjugation/negation bits are not representable in NumPy or DLPack.
+        return back(result.resolve_conj().resolve_neg())
+    if isinstance(result, tuple):
+        values = [_convert_back(v, back) for v in result]
+        return type(result)(*values) if hasattr(result, "_fields") else tuple(values)
+    return result
+
+
+@functools.cache
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
+def _call_foreign(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    bound = _signature(fn).bind(*args, **kwargs)
+    arrays = [(name, v) for name, v in bound.arguments.items()
+              if isinstance(v, Tensor) or _is_foreign(type(v))]
+    kinds: dict[str, str] = {}
+    for name, v in arrays:
+        kinds.setdefault(_type_name(v), name)
+    if len(kinds) > 1:
+        (kind_a, name_a), (kind_b, name_b) = list(kinds.items())[:2]
+        raise ValueError(f"mixed array types: {name_a} is a {kind_a} but {name_b} is a {kind_b}; pass every array "
+                         "as one type (all NumPy, all torch, or all from one DLPack library such as CuPy)")
+    name0, first = arrays[0]
+    back = _returner(name0, first)
+    for name, v in arrays:
+        bound.arguments[name] = to_torch(name, v)
+    return _convert_back(fn(*bound.args, **bound.kwargs), back)
+
+
+def accepts_arrays(fn: F) -> F:
+    """Lets ``fn`` (written for torch tensors) take NumPy and DLPack arrays and return the caller's type.
+
+    Every argument that is a NumPy array or has ``__dlpack__`` is shared with torch (see the module
+    docstring), ``fn`` runs on tensors, and tensors in its result (also inside tuples and named
+    tuples) come back as the caller's array type. Calls with torch tensors only go straight to ``fn``.
+
+    Raises:
+        ValueError: mixed array types in one call, or an array torch cannot share (named).
+    """
+    # Only ``fn`` is closed over: torch.compile traces this wrapper, and cannot hold a Signature.
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for a in args:
+            f = _FOREIGN.get(type(a))
+            if f or (f is None and _is_foreign(type(a))):
+                return _call_foreign(fn, args, kwargs)
+        for a in kwargs.values():
+            f = _FOREIGN.get(type(a))
+            if f or (f is None and _is_foreign(type(a))):
+                return _call_foreign(fn, args, kwargs)
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
