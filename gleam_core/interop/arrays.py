@@ -11,8 +11,9 @@
 - DLPack in (CuPy, JAX, ...), the same library out: ``torch.from_dlpack`` in and the library's
   own ``from_dlpack`` out (found through ``__array_namespace__`` or the array type's top-level
   module), both zero-copy and stream-ordered by the DLPack protocol.
-- torch tensors pass straight through: the wrapper costs one dict lookup per argument
-  (``benchmarks/interop.py`` measures it).
+- torch tensors pass straight through: the wrapper costs one ``isinstance`` per argument, about
+  a microsecond a call (``benchmarks/interop.py`` measures it; ``SenseOp``'s own argument checks
+  take about ten).
 
 Dtypes are never changed: a real float64 array where the op needs complex reaches the op's own
 check as float64 and is refused there, naming the argument. Arrays of different kinds in one
@@ -34,16 +35,18 @@ from torch import Tensor
 F = TypeVar("F", bound=Callable[..., Any])
 
 # type -> True when values of that type are arrays to convert (NumPy, DLPack producers other
-# than torch). Filled on first sight of each type, so the torch path is one lookup per argument.
+# than torch), filled on first sight of each type. Tensors and scalars never get that far: one
+# isinstance test is cheaper than hashing torch.Tensor, whose metaclass makes that slow.
 _FOREIGN: dict[type, bool] = {}
+_PLAIN = (Tensor, int, float, type(None))
 
 
 def _is_foreign(t: type) -> bool:
-    foreign = _FOREIGN.get(t)
-    if foreign is None:
-        foreign = not issubclass(t, Tensor) and (issubclass(t, np.ndarray) or hasattr(t, "__dlpack__"))
-        _FOREIGN[t] = foreign
-    return foreign
+    try:
+        return _FOREIGN[t]
+    except KeyError:
+        foreign = _FOREIGN[t] = not issubclass(t, Tensor) and (issubclass(t, np.ndarray) or hasattr(t, "__dlpack__"))
+        return foreign
 
 
 def _type_name(value: object) -> str:
@@ -135,12 +138,12 @@ def accepts_arrays(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         for a in args:
-            f = _FOREIGN.get(type(a))
-            if f or (f is None and _is_foreign(type(a))):
+            if not isinstance(a, _PLAIN) and _is_foreign(type(a)):
                 return _call_foreign(fn, args, kwargs)
+        if not kwargs:
+            return fn(*args)
         for a in kwargs.values():
-            f = _FOREIGN.get(type(a))
-            if f or (f is None and _is_foreign(type(a))):
+            if not isinstance(a, _PLAIN) and _is_foreign(type(a)):
                 return _call_foreign(fn, args, kwargs)
         return fn(*args, **kwargs)
 
