@@ -11,7 +11,7 @@
 - DLPack in (CuPy, JAX, ...), the same library out: ``torch.from_dlpack`` in and the library's
   own ``from_dlpack`` out (found through ``__array_namespace__`` or the array type's top-level
   module), both zero-copy and stream-ordered by the DLPack protocol.
-- torch tensors pass straight through: the wrapper costs one ``isinstance`` per argument, about
+- torch tensors pass straight through: the wrapper costs a type test per argument, well under
   a microsecond a call (``benchmarks/interop.py`` measures it; ``SenseOp``'s own argument checks
   take about ten).
 
@@ -35,10 +35,9 @@ from torch import Tensor
 F = TypeVar("F", bound=Callable[..., Any])
 
 # type -> True when values of that type are arrays to convert (NumPy, DLPack producers other
-# than torch), filled on first sight of each type. Tensors and scalars never get that far: one
-# isinstance test is cheaper than hashing torch.Tensor, whose metaclass makes that slow.
-_FOREIGN: dict[type, bool] = {}
-_PLAIN = (Tensor, int, float, type(None))
+# than torch), filled on first sight of each type. Exact tensors are told by `type(a) is Tensor`
+# before any lookup: isinstance(a, Tensor) on a non-tensor costs ~200 ns (Tensor's metaclass).
+_FOREIGN: dict[type, bool] = {int: False, float: False, bool: False, str: False, type(None): False}
 
 
 def _is_foreign(t: type) -> bool:
@@ -106,6 +105,13 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(fn)
 
 
+def _call_unseen(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    """A call with a foreign array or an argument type not seen before: classify, then convert or not."""
+    if any(_is_foreign(type(a)) for a in (*args, *kwargs.values())):
+        return _call_foreign(fn, args, kwargs)
+    return fn(*args, **kwargs)
+
+
 def _call_foreign(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     bound = _signature(fn).bind(*args, **kwargs)
     arrays = [(name, v) for name, v in bound.arguments.items()
@@ -138,13 +144,15 @@ def accepts_arrays(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         for a in args:
-            if not isinstance(a, _PLAIN) and _is_foreign(type(a)):
-                return _call_foreign(fn, args, kwargs)
+            t = type(a)
+            if t is not Tensor and _FOREIGN.get(t, True):
+                return _call_unseen(fn, args, kwargs)
         if not kwargs:
             return fn(*args)
         for a in kwargs.values():
-            if not isinstance(a, _PLAIN) and _is_foreign(type(a)):
-                return _call_foreign(fn, args, kwargs)
+            t = type(a)
+            if t is not Tensor and _FOREIGN.get(t, True):
+                return _call_unseen(fn, args, kwargs)
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
