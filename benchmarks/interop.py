@@ -57,8 +57,12 @@ def problem(coils: int, n: int, dtype=torch.complex64):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reps", type=int, default=15, help="interleaved blocks per row")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: the rows measure Python-side costs, which extra "
+                        "threads only blur with their wake-up jitter)")
     p.add_argument("--markdown", help="also write the table as markdown to this file")
     a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
     machine = f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
     rows = []
 

@@ -62,11 +62,15 @@ def to_torch(name: str, a: Any) -> Tensor:
             refuses the DLPack export.
     """
     if isinstance(a, np.ndarray):
-        if not a.dtype.isnative or any(s < 0 for s in a.strides):
-            a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
         try:
-            # from_numpy is the cheaper route; it warns on read-only arrays, DLPack does not.
-            return torch.from_numpy(a) if a.flags.writeable else torch.from_dlpack(a)
+            if a.flags.writeable:  # from_numpy is the cheapest route, but warns on read-only arrays
+                try:
+                    return torch.from_numpy(a)
+                except ValueError:  # negative strides or a foreign byte order: copy, same dtype
+                    return torch.from_numpy(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("=")))
+            if not a.dtype.isnative or any(s < 0 for s in a.strides):
+                return torch.from_numpy(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("=")))
+            return torch.from_dlpack(a)  # shares read-only memory without a warning
         except (TypeError, BufferError, RuntimeError) as e:
             raise ValueError(f"{name} is a NumPy array of dtype {a.dtype}, which torch cannot hold without "
                              f"changing its dtype ({e}); convert it yourself, e.g. to complex64") from None
@@ -92,8 +96,9 @@ def _returner(name: str, a: Any) -> Callable[[Tensor], Any]:
 
 def _convert_back(result: Any, back: Callable[[Tensor], Any]) -> Any:
     if isinstance(result, Tensor):
-        # Lazy conjugation/negation bits are not representable in NumPy or DLPack.
-        return back(result.resolve_conj().resolve_neg())
+        if result.is_conj() or result.is_neg():  # lazy bits NumPy and DLPack cannot represent
+            result = result.resolve_conj().resolve_neg()
+        return back(result)
     if isinstance(result, tuple):
         values = [_convert_back(v, back) for v in result]
         return type(result)(*values) if hasattr(result, "_fields") else tuple(values)
@@ -101,8 +106,10 @@ def _convert_back(result: Any, back: Callable[[Tensor], Any]) -> Any:
 
 
 @functools.cache
-def _signature(fn: Callable[..., Any]) -> inspect.Signature:
-    return inspect.signature(fn)
+def _positional_names(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """Names of ``fn``'s positional parameters, for error messages (inspect's binding costs ~30 us)."""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return tuple(p.name for p in inspect.signature(fn).parameters.values() if p.kind in kinds)
 
 
 def _call_unseen(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -112,10 +119,14 @@ def _call_unseen(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     return fn(*args, **kwargs)
 
 
+def _is_array(v: object) -> bool:
+    return isinstance(v, Tensor) or _is_foreign(type(v))
+
+
 def _call_foreign(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-    bound = _signature(fn).bind(*args, **kwargs)
-    arrays = [(name, v) for name, v in bound.arguments.items()
-              if isinstance(v, Tensor) or _is_foreign(type(v))]
+    names = _positional_names(fn)
+    named = [(names[i] if i < len(names) else f"argument {i}", v) for i, v in enumerate(args)]
+    arrays = [(name, v) for name, v in (*named, *kwargs.items()) if _is_array(v)]
     kinds: dict[str, str] = {}
     for name, v in arrays:
         kinds.setdefault(_type_name(v), name)
@@ -123,11 +134,10 @@ def _call_foreign(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         (kind_a, name_a), (kind_b, name_b) = list(kinds.items())[:2]
         raise ValueError(f"mixed array types: {name_a} is a {kind_a} but {name_b} is a {kind_b}; pass every array "
                          "as one type (all NumPy, all torch, or all from one DLPack library such as CuPy)")
-    name0, first = arrays[0]
-    back = _returner(name0, first)
-    for name, v in arrays:
-        bound.arguments[name] = to_torch(name, v)
-    return _convert_back(fn(*bound.args, **bound.kwargs), back)
+    back = _returner(*arrays[0])
+    args = tuple(to_torch(name, v) if _is_array(v) else v for name, v in named)
+    kwargs = {name: to_torch(name, v) if _is_array(v) else v for name, v in kwargs.items()}
+    return _convert_back(fn(*args, **kwargs), back)
 
 
 def accepts_arrays(fn: F) -> F:
