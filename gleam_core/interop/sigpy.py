@@ -54,8 +54,8 @@ class Sense(sp.linop.Linop):
     make them so); results come back as that array type.
 
     Raises:
-        ValueError: maps not (C, H, W) or (C, D, H, W); both or neither-valid ``mask``/``weights``;
-            negative weights; anything :class:`gleam_core.ops.SenseOp` refuses.
+        ValueError: maps not (C, H, W) or (C, D, H, W); both ``mask`` and ``weights`` given;
+            complex or negative weights; anything :class:`gleam_core.ops.SenseOp` refuses.
     """
 
     def __init__(self, maps: Any, mask: Any = None, *, weights: Any = None, fft_ndim: int | None = None,
