@@ -17,18 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model  # noqa: E402
-
-from gleam_core import ops  # noqa: E402
-from gleam_core.atomic import atomic_write_text  # noqa: E402
-from gleam_core.interop import accepts_arrays  # noqa: E402
+from gleam_core import ops
+from gleam_core.atomic import atomic_write_text
+from gleam_core.interop import accepts_arrays
+from machine import cpu_model
 
 
 def interleaved(fns: dict, calls: int, blocks: int) -> dict:
