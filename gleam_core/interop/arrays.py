@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -53,6 +54,23 @@ def _type_name(value: object) -> str:
     return "torch.Tensor" if isinstance(value, Tensor) else f"{t.__module__.partition('.')[0]}.{t.__qualname__}"
 
 
+def _share_numpy(a: np.ndarray) -> Tensor:
+    if a.flags.writeable:
+        try:
+            return torch.from_numpy(a)  # the cheapest route
+        except ValueError:  # negative strides or a foreign byte order, which torch cannot describe
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("=")))
+    # Read-only: from_numpy would warn; DLPack carries the flag (NumPy >= 2) and does not.
+    if not a.dtype.isnative or any(s < 0 for s in a.strides):
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("=")))
+    try:
+        return torch.from_dlpack(a)
+    except BufferError:  # NumPy 1.x cannot export read-only arrays through DLPack
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "not writable": the ops only read
+            return torch.from_numpy(a)
+
+
 def to_torch(name: str, a: Any) -> Tensor:
     """A NumPy or DLPack array as a torch tensor sharing its memory (copied only where torch
     cannot describe the layout: negative strides, non-native byte order). Same dtype, same device.
@@ -63,14 +81,7 @@ def to_torch(name: str, a: Any) -> Tensor:
     """
     if isinstance(a, np.ndarray):
         try:
-            if a.flags.writeable:  # from_numpy is the cheapest route, but warns on read-only arrays
-                try:
-                    return torch.from_numpy(a)
-                except ValueError:  # negative strides or a foreign byte order: copy, same dtype
-                    return torch.from_numpy(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("=")))
-            if not a.dtype.isnative or any(s < 0 for s in a.strides):
-                return torch.from_numpy(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("=")))
-            return torch.from_dlpack(a)  # shares read-only memory without a warning
+            return _share_numpy(a)
         except (TypeError, BufferError, RuntimeError) as e:
             raise ValueError(f"{name} is a NumPy array of dtype {a.dtype}, which torch cannot hold without "
                              f"changing its dtype ({e}); convert it yourself, e.g. to complex64") from None
