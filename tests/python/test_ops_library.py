@@ -20,6 +20,7 @@ def _op_samples(device="cpu"):
     step = torch.tensor([0.3], dtype=torch.float64, device=device)
     lam = torch.tensor(0.5, dtype=torch.float64, device=device)
     dims = [-2, -1]
+    const_maps, maps = maps, maps.clone().requires_grad_()  # the differentiable ops also check the maps gradients
     return {
         "sense_forward": (x.requires_grad_(), maps, mask, dims, 0),
         "sense_adjoint": (y.requires_grad_(), maps, mask, dims, 0),
@@ -27,8 +28,8 @@ def _op_samples(device="cpu"):
         "dc_gradient_step": (x.detach().clone().requires_grad_(), x.detach().clone() * 0.5, maps, mask,
                              step.requires_grad_(), dims, 0),
         "cg_solve": (x.detach().clone().requires_grad_(), maps, mask, lam.requires_grad_(), None, dims, 8, 0.0, 0),
-        "sense_maps_grad": (x.detach(), y.detach(), maps, mask, dims, 0),
-        "sense_normal_maps_grad": (x.detach(), x.detach() * 0.5, maps, mask, [-1], 0),
+        "sense_maps_grad": (x.detach(), y.detach(), const_maps, mask, dims, 0),
+        "sense_normal_maps_grad": (x.detach(), x.detach() * 0.5, const_maps, mask, [-1], 0),
     }
 
 
