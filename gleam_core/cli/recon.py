@@ -19,10 +19,12 @@ from .args import positive_int
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gleam-recon", description="Reconstruct HDF5 k-space files with a trained "
                                                                 "GLEAM network (fastMRI submission layout).")
-    p.add_argument("--checkpoint", required=True, help="checkpoint file or run directory (its latest checkpoint)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint file or run directory (its best-validation "
+                                                       "checkpoint, else its latest)")
     p.add_argument("--in", dest="inp", required=True, help="directory, file or glob of HDF5 k-space files")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--masks", help="YAML mask spec for fully sampled inputs (default: the run's)")
+    p.add_argument("--masks", help="mask spec for fully sampled inputs, inline YAML or a YAML file (default: the "
+                                   "run's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="items per batch (default 1)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
@@ -32,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> list[Path]:
     from ..atomic import atomic_h5
     from ..metrics import center_crop
-    from ..train.checkpoints import load_model, resolve_checkpoint
+    from ..train.checkpoints import describe_checkpoint, load_model, resolve_checkpoint
     from ..train.datasets import build_dataset, masks_option
     from ..ops import rss
     from ..train.evaluation import reconstruct_volumes
@@ -41,7 +43,9 @@ def run(args: argparse.Namespace) -> list[Path]:
     from ..train.strategies import parse_device
 
     device = parse_device(args.device, "--device")
-    model, state = load_model(resolve_checkpoint(args.checkpoint), device)
+    ckpt = resolve_checkpoint(args.checkpoint)
+    model, state = load_model(ckpt, device)
+    print(f"gleam-recon: reading {describe_checkpoint(ckpt, state)}", file=sys.stderr)
     spec = parse_spec(state["spec"])
     source = parse_source(args.inp, "--in")
     masks = masks_option(args.masks, spec.masks)

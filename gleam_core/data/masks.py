@@ -1,4 +1,5 @@
-"""Undersampling masks: fastMRI 1D masks, 2D variable-density Poisson disc, k-t masks for cine.
+"""Undersampling masks: fastMRI 1D masks, CMRxRecon's uniform mask, 2D variable-density Poisson
+disc, k-t masks for cine.
 
 Every mask function is a callable ``mask_func(shape, seed) -> Tensor``: ``shape`` is the
 item's spatial shape ``S`` ((H, W), (D, H, W) or (T, H, W)) and the result is a float32
@@ -9,7 +10,8 @@ every axis along which the mask is constant (readout decoupling in ``gleam_core.
 mask                   S                   result
 =====================  ==================  ======================
 RandomMask1D,          (H, W)              (1, 1, W)
-EquispacedMask1D       (D, H, W)           (1, 1, 1, W)
+EquispacedMask1D,      (D, H, W)           (1, 1, 1, W)
+UniformMask1D          (T, H, W)           (1, 1, 1, W)
 PoissonMask2D          (H, W) ky-kz slice  (1, H, W)
                        (D, H, W) volume    (1, 1, H, W)
 KtMask                 (T, H, W)           (1, T, 1, W), or (1, T, H, W) with partial echo
@@ -177,6 +179,40 @@ class EquispacedMask1D(_Mask1D):
         mask = np.zeros(num_cols, dtype=bool)
         mask[offset::acceleration] = True
         return mask
+
+
+class UniformMask1D(MaskFunc):
+    """CMRxRecon's "Uniform" mask (the challenge's ``UniformSampling.m`` / ``mySubsampling.m``):
+    ``calib`` center lines of W, placed as MATLAB's ``zpad`` centers them (first line
+    ``W // 2 - calib // 2``), plus every ``acc``-th line from the first (MATLAB ``1:R:end``).
+    Deterministic: the seed only picks one of ``accelerations`` (as the fastMRI masks pick a
+    pair). The same lines in every frame; ``calib`` is 24 in CMRxRecon 2023, 16 from 2024."""
+
+    kind = "uniform"
+
+    def __init__(self, accelerations: Sequence[int], calib: int = 24) -> None:
+        accs = list(accelerations) if isinstance(accelerations, Sequence) else [accelerations]
+        if not accs or any(not isinstance(a, int) or isinstance(a, bool) or a < 1 for a in accs):
+            raise ValueError(f"uniform mask: accelerations must be a non-empty list of integers >= 1, got "
+                             f"{accelerations!r}")
+        if not isinstance(calib, int) or isinstance(calib, bool) or calib < 0:
+            raise ValueError(f"uniform mask: calib must be an integer >= 0, got {calib!r}")
+        self.accelerations, self.calib = accs, calib
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"type": self.kind, "accelerations": self.accelerations, "calib": self.calib}
+
+    def __call__(self, shape: Sequence[int], seed: Seed = None) -> Tensor:
+        s = _check_shape(shape, 1, "uniform mask")
+        cols = s[-1]
+        if self.calib > cols:
+            raise ValueError(f"uniform mask: calib={self.calib} lines do not fit W={cols}")
+        acc = self.accelerations[_numpy_rng(seed).randint(len(self.accelerations))]
+        mask = np.zeros(cols, dtype=bool)
+        first = cols // 2 - self.calib // 2
+        mask[first:first + self.calib] = True
+        mask[::acc] = True
+        return torch.from_numpy(mask.astype(np.float32)).reshape((1,) * len(s) + (cols,))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,6 +544,7 @@ def _nearest_free(taken: np.ndarray, j: int) -> int:
 
 _KINDS: dict[str, type[MaskFunc]] = {
     "random": RandomMask1D, "equispaced": EquispacedMask1D, "poisson": PoissonMask2D, "kt": KtMask,
+    "uniform": UniformMask1D,
 }
 
 

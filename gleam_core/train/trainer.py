@@ -99,6 +99,7 @@ class Trainer:
         self.saved_iteration = self.iteration if state is not None else None
         self.log = MetricsLog(self.run_dir, spec.logging, resume_from=self.iteration if state is not None else None)
         self.last_val: dict | None = state.get("last_val") if state is not None else None
+        self.best: dict | None = state.get("best") if state is not None else None
 
     def _open_run_dir(self, resume: bool) -> dict | None:
         """Creates or checks the run directory; returns the checkpoint to resume from."""
@@ -124,14 +125,29 @@ class Trainer:
 
     # ---- checkpoints -----------------------------------------------------------------------
 
+    @property
+    def psnr_convention(self) -> str:
+        """How validation PSNRs are averaged: per item, and an item is a slice in 2D (fastMRI's
+        per-volume figure, which gleam-eval prints, differs: max and MSE over the whole volume)."""
+        return "complex, mean over slices" if self.spec.data.kind == "2d" else "complex, mean over volumes"
+
+    def _payload(self) -> dict:
+        return {"model": self.model.state_dict(), "model_description": self.model.description(),
+                "strategy": self.spec.strategy, "strategy_state": self.strategy.state_dict(),
+                "data_state": self.stream.state_dict(), "rng": rng_state(), "spec": to_dict(self.spec),
+                "last_val": self.last_val, "best": self.best}
+
     def save(self) -> Path:
-        payload = {"model": self.model.state_dict(), "model_description": self.model.description(),
-                   "strategy": self.spec.strategy, "strategy_state": self.strategy.state_dict(),
-                   "data_state": self.stream.state_dict(), "rng": rng_state(), "spec": to_dict(self.spec),
-                   "last_val": self.last_val}
-        path = save_checkpoint(self.run_dir, self.iteration, payload, self.spec.schedule.keep_last)
+        path = save_checkpoint(self.run_dir, self.iteration, self._payload(), self.spec.schedule.keep_last)
         self.saved_iteration = self.iteration
         return path
+
+    def keep_best(self, val: dict) -> None:
+        """Writes ``checkpoints/best.pt`` when ``val`` has the best validation PSNR so far, so a
+        run that overfits late still leaves its best network (gleam-eval/recon read it)."""
+        if self.best is None or val["psnr"] > self.best["value"]:
+            self.best = {"metric": "psnr", "value": float(val["psnr"]), "iteration": self.iteration}
+            save_checkpoint(self.run_dir, self.iteration, self._payload(), self.spec.schedule.keep_last, best=True)
 
     # ---- validation ------------------------------------------------------------------------
 
@@ -190,7 +206,9 @@ class Trainer:
                                                                  "epoch": self.stream.epoch})
                     if self.iteration % s.val_every == 0 or self.iteration == self.total:
                         val = self.validate()
-                        bar.write(f"[{self.iteration}] val loss {val['loss']:.4g}  PSNR {val['psnr']:.2f} dB "
+                        self.keep_best(val)
+                        bar.write(f"[{self.iteration}] val loss {val['loss']:.4g}  PSNR ({self.psnr_convention}) "
+                                  f"{val['psnr']:.2f} dB "
                                   f"(zero-filled {val['psnr_zf']:.2f})  SSIM {val['ssim']:.4f} "
                                   f"(zero-filled {val['ssim_zf']:.4f})")
                     if self.iteration % s.checkpoint_every == 0 or self.iteration == self.total:
@@ -209,7 +227,12 @@ class Trainer:
             bar.close()
             self.log.close()
         val = self.last_val if self.last_val is not None else self.validate()
-        print(f"final validation ({self.strategy.name}, {self.total} iterations): PSNR {val['psnr']:.2f} dB vs "
+        print(f"final validation ({self.strategy.name}, {self.total} iterations): PSNR ({self.psnr_convention}) "
+              f"{val['psnr']:.2f} dB vs "
               f"zero-filled {val['psnr_zf']:.2f} dB ({val['psnr'] - val['psnr_zf']:+.2f} dB); SSIM {val['ssim']:.4f} "
               f"vs {val['ssim_zf']:.4f}; NRMSE {val['nrmse']:.4f} vs {val['nrmse_zf']:.4f}", file=self.out)
+        if self.best is not None:
+            print(f"best validation PSNR {self.best['value']:.2f} dB at iteration {self.best['iteration']}, kept as "
+                  f"{self.run_dir / 'checkpoints' / 'best.pt'} (gleam-eval and gleam-recon read it by default; they "
+                  "score per volume, fastMRI's convention)", file=self.out)
         return val
