@@ -134,7 +134,7 @@ def describe_checkpoint(path: Path, state: dict) -> str:
     """Which checkpoint a tool read, for its users: ``"runs/x/checkpoints/best.pt (best
     validation psnr 24.31 dB at iteration 400)"`` or ``"... (iteration 600)"``."""
     best = state.get("best")
-    if isinstance(best, dict):
+    if path.name == BEST_NAME and isinstance(best, dict):
         return (f"{path} (best validation {best['metric']} {best['value']:.2f} dB at iteration "
                 f"{state.get('iteration')})")
     return f"{path} (iteration {state.get('iteration')})"
