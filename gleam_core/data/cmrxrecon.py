@@ -106,7 +106,7 @@ def read_mask_file(path: str | Path, key: str | None = None) -> torch.Tensor:
     return m.unsqueeze(0)
 
 
-def mask_file_for(path: Path, key: str) -> tuple[Path, str | None] | None:
+def mask_file_for(path: Path, key: str) -> tuple[Path, str] | None:
     """Where the challenge keeps the mask of undersampled file ``path`` (variable ``key``):
     2023 ``<stem>_mask.mat`` next to it (``maskNN``); 2024 ``<stem with _kus_ -> _mask_>.mat``
     next to it or in a ``Mask_*`` folder mirroring the ``UnderSample_*`` folder above it."""

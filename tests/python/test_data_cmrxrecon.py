@@ -145,6 +145,10 @@ def test_2023_undersampled_files_use_their_mask_files(tmp_path):
     assert "target" not in item and item["mask"].shape == (1, 1, 1, KY)
     assert torch.equal(item["mask"].flatten(), torch.from_numpy(mask[0].astype(np.float32)))
     assert item["meta"]["acceleration"] == pytest.approx(KY / mask[0].sum())
+    (folder / "cine_lax_mask.mat").unlink()                            # without its mask file: the sampled lines
+    ds = CmrxReconDataset(str(folder / "cine_lax.mat"), verbose=False)
+    assert ds.entries[0].info["mask_source"].startswith("the sampled lines")
+    assert torch.equal(ds[0]["mask"].flatten(), torch.from_numpy(mask[0].astype(np.float32)))
 
 
 def test_2024_task_layouts_and_kt_masks(tmp_path):
