@@ -180,6 +180,19 @@ def test_uniform_mask_is_the_challenge_pattern():
         m = UniformMask1D([r], calib)((FRAMES, KX, KY), seed="P001")
         assert m.shape == (1, 1, 1, KY)
         assert torch.equal(m.flatten(), torch.from_numpy(_uniform_matlab(r, calib)[0].astype(np.float32)))
+    # ktUniform (2024, ktUniformSampling.m): the Toeplitz matrix of the ky and t patterns, plus the ACS lines
+    from scipy.linalg import toeplitz
+
+    for r in (4, 8):
+        ptmp, ttmp = np.zeros(KY), np.zeros(FRAMES)
+        ptmp[::r], ttmp[::r] = 1, 1
+        expected = toeplitz(ptmp, ttmp).T                                     # (t, ky)
+        expected[:, KY // 2 - 8:KY // 2 + 8] = 1
+        kt = UniformMask1D([r], 16, kt=True)((FRAMES, KX, KY))
+        assert kt.shape == (1, FRAMES, 1, KY)
+        assert torch.equal(kt[0, :, 0], torch.from_numpy(expected.astype(np.float32)))
+    with pytest.raises(ValueError, match="kt"):
+        UniformMask1D([4], 16, kt=True)((KX, KY))
     picked = {float(UniformMask1D([4, 8, 10])((KX, 128), seed=s).sum()) for s in range(20)}
     assert len(picked) == 3                                                    # the seed picks the acceleration
     assert mask_from_spec({"type": "uniform", "accelerations": [4]}).to_spec()["calib"] == 24
