@@ -103,6 +103,8 @@ def test_full_sample_cine_items_maps_and_challenge_masks(full_2023, capsys):
     side = path.with_name("cine_sax.maps.h5")
     with h5py.File(side, "r") as s:
         assert s["maps"].shape == (SLICES, COILS, 1, KX, KY)
+    _maps(path)                                                        # resumable: a current sidecar is kept
+    assert "0 computed, 1 already done" in capsys.readouterr().out
     spec = {"type": "uniform", "accelerations": [4], "calib": 24}
     ds = open_dataset(str(path.parents[1]), mask=spec, fixed_masks=True, verbose=False)   # the TrainingSet folder
     assert isinstance(ds, CmrxReconDataset) and len(ds) == SLICES
