@@ -198,7 +198,8 @@ class CmrxReconDataset(H5Dataset):
             if file_format(s) != MAPS:
                 raise DataFormatError(f"{side}: not a maps sidecar (gleam_format is {file_format(s)!r})")
             m = dataset(s, "maps", (5,))
-            expect_shape(s, "maps", m.shape, (slices, coils, None, kx, ky), f"maps (slices, C, M, kx, ky) for {path.name}")
+            expect_shape(s, "maps", m.shape, (slices, coils, None, kx, ky),
+                         f"maps (slices, C, M, kx, ky) for {path.name}")
             probe_end(m)
             sets = m.shape[2]
         info["maps_file"] = side

@@ -1,8 +1,8 @@
 """Which files a dataset reads: directories, file lists, explicit paths; deterministic splits.
 
 A *source* is a directory (its ``*.h5`` and ``*.mat`` files, recursively, sorted; maps
-sidecars ``*.maps.h5`` and CMRxRecon mask files ``*_mask*.mat`` are not data and are left out), a glob pattern (``data/*/train/*.h5``, ``**``
-allowed), a text file (``.txt``/``.lst``: one path per line, relative to the list's folder;
+sidecars ``*.maps.h5`` and CMRxRecon mask files ``*_mask*.mat`` are not data and are left
+out), a glob pattern (``data/*/train/*.h5``, ``**`` allowed), a text file (``.txt``/``.lst``: one path per line, relative to the list's folder;
 ``#`` starts a comment), an ``.h5`` file, or a list of these. Other files found in a
 directory are reported as skipped, with the reason; directories and globs are scans (bad
 files may be skipped), files and lists name their files explicitly.

@@ -24,7 +24,7 @@ from .batches import BatchStream
 from .checkpoints import (check_losses_finite, latest_checkpoint, load_checkpoint, rng_state,
                           save_checkpoint, set_rng_state)
 from .datasets import build_dataset, val_loader
-from .evaluation import add_batch_metrics, batch_problem
+from .evaluation import add_batch_metrics, batch_problem, psnr_convention
 from .figures import comparison, save_png
 from .interrupt import DeferredInterrupt
 from .losses import get_loss
@@ -125,12 +125,6 @@ class Trainer:
 
     # ---- checkpoints -----------------------------------------------------------------------
 
-    @property
-    def psnr_convention(self) -> str:
-        """How validation PSNRs are averaged: per item, and an item is a slice in 2D (fastMRI's
-        per-volume figure, which gleam-eval prints, differs: max and MSE over the whole volume)."""
-        return "complex, mean over slices" if self.spec.data.kind == "2d" else "complex, mean over volumes"
-
     def _payload(self) -> dict:
         return {"model": self.model.state_dict(), "model_description": self.model.description(),
                 "strategy": self.spec.strategy, "strategy_state": self.strategy.state_dict(),
@@ -207,8 +201,8 @@ class Trainer:
                     if self.iteration % s.val_every == 0 or self.iteration == self.total:
                         val = self.validate()
                         self.keep_best(val)
-                        bar.write(f"[{self.iteration}] val loss {val['loss']:.4g}  PSNR ({self.psnr_convention}) "
-                                  f"{val['psnr']:.2f} dB "
+                        bar.write(f"[{self.iteration}] val loss {val['loss']:.4g}  "
+                                  f"PSNR ({psnr_convention(spec.data.kind)}) {val['psnr']:.2f} dB "
                                   f"(zero-filled {val['psnr_zf']:.2f})  SSIM {val['ssim']:.4f} "
                                   f"(zero-filled {val['ssim_zf']:.4f})")
                     if self.iteration % s.checkpoint_every == 0 or self.iteration == self.total:
@@ -227,8 +221,8 @@ class Trainer:
             bar.close()
             self.log.close()
         val = self.last_val if self.last_val is not None else self.validate()
-        print(f"final validation ({self.strategy.name}, {self.total} iterations): PSNR ({self.psnr_convention}) "
-              f"{val['psnr']:.2f} dB vs "
+        print(f"final validation ({self.strategy.name}, {self.total} iterations): "
+              f"PSNR ({psnr_convention(spec.data.kind)}) {val['psnr']:.2f} dB vs "
               f"zero-filled {val['psnr_zf']:.2f} dB ({val['psnr'] - val['psnr_zf']:+.2f} dB); SSIM {val['ssim']:.4f} "
               f"vs {val['ssim_zf']:.4f}; NRMSE {val['nrmse']:.4f} vs {val['nrmse_zf']:.4f}", file=self.out)
         if self.best is not None:
