@@ -67,7 +67,8 @@ class ModelConfig:
             raise ValueError(f"lam must be > 0 for a modl model, got {self.lam!r}")
         if self.type == "varnet" and self.share_weights:
             raise ValueError("share_weights is not supported by a varnet model (every cascade has its own U-Net)")
-        key, conv = ("varnet.conv", self.varnet.conv) if self.type == "varnet" else ("denoiser.conv", self.denoiser.conv)
+        varnet = self.type == "varnet"
+        key, conv = ("varnet.conv", self.varnet.conv) if varnet else ("denoiser.conv", self.denoiser.conv)
         if kind == "2d" and conv in ("3d", "2+1d"):
             raise ValueError(f"{key}={conv!r} needs 3 spatial axes, but the data kind is '2d' (allowed: auto, 2d)")
         if kind in ("3d", "cine") and conv == "2d":

@@ -34,7 +34,8 @@ SCHEMAS = {
                          "int[] fft_dims, int coil_chunk) -> Tensor"),
     "cg_solve": ("cg_solve(Tensor b, Tensor maps, Tensor mask, Tensor lam, Tensor? x0, int[] fft_dims, int iters, "
                  "float tol, int coil_chunk) -> (Tensor, Tensor, Tensor)"),
-    "sense_maps_grad": "sense_maps_grad(Tensor x, Tensor y, Tensor maps, Tensor mask, int[] fft_dims, int coil_chunk) -> Tensor",
+    "sense_maps_grad": ("sense_maps_grad(Tensor x, Tensor y, Tensor maps, Tensor mask, int[] fft_dims, "
+                        "int coil_chunk) -> Tensor"),
     "sense_normal_maps_grad": ("sense_normal_maps_grad(Tensor x, Tensor g, Tensor maps, Tensor mask, int[] fft_dims, "
                                "int coil_chunk) -> Tensor"),
 }

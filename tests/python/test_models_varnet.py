@@ -176,7 +176,8 @@ EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples
 def test_varnet_example_trains_with_every_strategy(tmp_path, capsys, strategy):
     from gleam_core.cli.train import main as train_main
     out = tmp_path / strategy
-    code = train_main(["--spec", str(EXAMPLES / "varnet.yaml"), "--set", f"output={out}", "--set", f"strategy={strategy}",
+    code = train_main(["--spec", str(EXAMPLES / "varnet.yaml"), "--set", f"output={out}",
+                       "--set", f"strategy={strategy}",
                        "--set", "schedule.iterations=2", "--set", "data.train.synthetic.shape=[32, 32]",
                        "--set", "data.val.synthetic.shape=[32, 32]", "--set", "data.val.synthetic.n=2",
                        "--set", "data.train.synthetic.n=2", "--set", "data.train.synthetic.coils=4",
@@ -196,7 +197,7 @@ def test_varnet_on_3d_and_cine_synthetic_items(name):
 
     spec = load_spec(EXAMPLES / f"{name}.yaml", [f"data.train={{synthetic: {{kind: {name}, n: 1}}}}",
                                                  f"data.val={{synthetic: {{kind: {name}, n: 1}}}}",
-                                                 "model.type=varnet", "model.unrolls=1",
+                                                 "model.type=varnet", "model.unrolls=1", "strategy=e2e",
                                                  "model.varnet={chans: 2, pools: 1, sens_chans: 2, sens_pools: 1}"])
     item = build_dataset(spec.data.train, spec.data.kind, spec.masks, spec.seed, train=True, key="data.train")[0]
     model = UnrolledNet.build(spec.model, spec.data.kind, int(item["maps"].shape[1]))

@@ -103,8 +103,8 @@ class DistributedTrainer:
         self.total = s.iterations if s.iterations is not None else s.epochs * self.stream.batches_per_epoch
         map_sets = int(self.train_set[0]["maps"].shape[1])
         if spec.model.type == "varnet":  # hand-offs carry image-shaped states; a varnet's is k-space + maps
-            raise SpecError("model.type", "varnet is not supported by multi-process (torchrun) training; "
-                                          "train it in one process (strategy gleam with gleam.devices for several GPUs)")
+            raise SpecError("model.type", "varnet is not supported by multi-process (torchrun) training; train it in "
+                                          "one process (strategy gleam with gleam.devices for several GPUs)")
         self.model = UnrolledNet.build(spec.model, kind, map_sets, spec.gleam.modules)
         self.loss_fn = get_loss(spec.loss)
         self.stage = Stage(world, self.model, spec, self.loss_fn, self.total, self.status)

@@ -30,7 +30,8 @@ class GleamUnit:
     """One GLEAM module: K unrolls, their optimizer and schedule, the local loss, one lane.
 
     The building block of a pipeline stage: :meth:`step` takes the previous module's output
-    (or ``model.start(problem)``, e.g. ``problem.ahy``, for module 0) and returns this module's detached output and its loss.
+    (or ``model.start(problem)``, e.g. ``problem.ahy``, for module 0) and returns this module's
+    detached output and its loss.
     :meth:`forward` and :meth:`update` are the two halves, so a caller may interleave modules.
     """
 
