@@ -1,0 +1,29 @@
+"""``gleam_core.plan``: what fits and what is fastest.
+
+:func:`estimate_step_memory` (full memory of one training step, on fake tensors), the
+candidate configurations of a spec (:mod:`.candidates`), their relative time per iteration
+(:mod:`.timing`) and the choice under a memory budget (:mod:`.choice`): what ``gleam-plan``
+prints and what ``strategy: auto`` trains with. See docs/planning.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "MemoryReport": "accounting", "estimate_step_memory": "accounting", "configure": "accounting",
+    "Geometry": "geometry", "geometry_of": "geometry", "FULL_SCALE": "geometry",
+    "parse_size": "sizes", "format_size": "sizes",
+    "Candidate": "candidates", "candidates_of": "candidates",
+    "Plan": "choice", "plan": "choice", "max_unrolls": "choice", "resolve_auto": "choice",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    # Lazy, so that gleam_core.train.spec can use .sizes without importing the planner (which
+    # imports the training package).
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
