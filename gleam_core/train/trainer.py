@@ -67,7 +67,12 @@ class Trainer:
     """
 
     def __init__(self, spec: Spec, resume: bool = False, out: TextIO | None = None) -> None:
-        self.spec, self.out = spec, out if out is not None else sys.stdout
+        self.out = out if out is not None else sys.stdout
+        if spec.strategy == "auto":  # the planner's choice under spec.memory_budget (docs/planning.md)
+            from ..plan import resolve_auto
+            spec, line = resolve_auto(spec, resume_dir=Path(spec.output) if resume else None)
+            print(line, file=self.out)
+        self.spec = spec
         self.run_dir = Path(spec.output)
         self.device = parse_device(spec.device, "device")
         for i, name in enumerate((spec.gleam.devices or []) if spec.strategy == "gleam" else []):
