@@ -54,7 +54,9 @@ CHUNK_BYTES = 256 << 20  # the CUDA ops' default coil-chunk buffer bound (csrc/o
 
 @dataclass
 class MemoryReport:
-    """Bytes of one training step at its peak, by category (they sum to ``peak_bytes``).
+    """Bytes of one training step at its peak, by category (:meth:`categories` sum to
+    ``peak_bytes``); ``workspace`` is the largest op workspace of the step (counted in
+    ``temporaries`` when the peak falls inside that op).
 
     ``saved_peak``: the peak of tensors saved for backward (may occur at another moment than the
     overall peak; activations at the peak are usually close to it). ``module_*``: per GLEAM
@@ -83,7 +85,7 @@ class MemoryReport:
     def categories(self) -> dict[str, int]:
         """The categories that make up ``peak_bytes``."""
         return {k: getattr(self, k) for k in ("parameters", "buffers", "gradients", "optimizer_state", "activations",
-                                              "temporaries", "batch", "workspace")}
+                                              "temporaries", "batch")}
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
