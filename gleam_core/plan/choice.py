@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,18 +125,25 @@ def _least_memory(strategy: str, unrolls: int) -> Candidate:
     return Candidate(strategy)
 
 
-def max_unrolls(spec: Spec, budget: int | str, *, device: str = "cpu", geometry: Geometry | None = None,
-                cap: int = 256) -> dict[str, dict]:
-    """Per strategy, the largest unroll count (<= ``cap``) whose least-memory configuration fits
-    ``budget``: ``{strategy: {"unrolls": int, "modules": .., "segments": .., "peak_bytes": ..}}``
-    (unrolls 0 when not even one fits). The peak is fitted as a + b*U (checkpoint:
-    a + b*U/s + c*s) from small unroll counts, then the answer is checked with a full estimate."""
-    budget_bytes = parse_size(budget)
-    geometry = geometry if geometry is not None else geometry_of(spec)
-
+def peak_function(spec: Spec, device: str, geometry: Geometry) -> Callable[[Candidate, int], int]:
+    """``peak(candidate, unrolls)``: the estimated peak bytes of ``spec`` in that configuration."""
     def peak(c: Candidate, u: int) -> int:
         return estimate_step_memory(spec, c.strategy, segments=c.segments, modules=c.modules, unrolls=u,
                                     device=device, geometry=geometry).peak_bytes
+    return peak
+
+
+def max_unrolls(spec: Spec, budget: int | str, *, device: str = "cpu", geometry: Geometry | None = None,
+                cap: int = 256, peak: Callable[[Candidate, int], int] | None = None) -> dict[str, dict]:
+    """Per strategy, the largest unroll count (<= ``cap``) whose least-memory configuration fits
+    ``budget``: ``{strategy: {"unrolls": int, "modules": .., "segments": .., "peak_bytes": ..}}``
+    (unrolls 0 when not even one fits). The peak is fitted as a + b*U (checkpoint:
+    a + b*U/s + c*s) from small unroll counts, then the answer is checked with a full estimate.
+    ``peak(candidate, unrolls)`` replaces that estimate (e.g. a memoized one, for many budgets)."""
+    budget_bytes = parse_size(budget)
+    geometry = geometry if geometry is not None else geometry_of(spec)
+    if peak is None:
+        peak = peak_function(spec, device, geometry)
 
     out = {}
     for strategy in STRATEGY_ORDER:

@@ -147,3 +147,12 @@ def test_strategy_auto_trains_with_the_planners_choice(tmp_path, capsys):
     trainer.run()
     saved = load_spec(tmp_path / "run" / "spec.yaml", check_data=False)
     assert saved.strategy == expected.strategy and saved.memory_budget == budget
+
+
+def test_benchmark_script_starts():
+    import subprocess
+    import sys
+    root = EXAMPLES.parent
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "plan.py"), "--help"], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "usage:" in done.stdout, done.stderr[-2000:]
