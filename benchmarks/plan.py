@@ -43,6 +43,7 @@ def memoized(fn):
         if key not in cache:
             cache[key] = fn(c, u)
         return cache[key]
+    call.cache = cache
     return call
 
 
@@ -57,10 +58,12 @@ def figure(names: list[str], budgets: list[str], device: str, cap: int) -> list[
                   f"features ({spec.model.conv_kind(g.kind)} convs); target {device}", ""]
         t0 = time.perf_counter()
         peak = memoized(peak_function(spec, device, g))
-        by_budget = {}
-        for b in budgets:
-            result = plan(spec, b, device=device, measure=torch.cuda.is_available() and device == "cuda", geometry=g)
-            by_budget[b] = (result, max_unrolls(spec, b, device=device, geometry=g, cap=cap, peak=peak))
+        base = plan(spec, budgets[0], device=device, measure=torch.cuda.is_available() and device == "cuda",
+                    geometry=g)
+        for e in base.estimates:  # the max-unrolls search reuses these
+            peak.cache[(e.candidate, spec.model.unrolls)] = e.report.peak_bytes
+        by_budget = {b: (base.with_budget(b), max_unrolls(spec, b, device=device, geometry=g, cap=cap, peak=peak))
+                     for b in budgets}
         first = by_budget[budgets[0]][0]
         lines += [f"peak per configuration at {spec.model.unrolls} unrolls ({first.timing}):", "",
                   "| configuration | peak | time vs e2e |", "|---|---:|---:|"]

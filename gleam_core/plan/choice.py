@@ -55,6 +55,15 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     max_unrolls: dict[str, dict] | None = None
 
+    def with_budget(self, budget: int | str) -> "Plan":
+        """The same estimates weighed against another budget (fits and choice recomputed)."""
+        budget_bytes = parse_size(budget)
+        estimates = [dataclasses.replace(e, fits=e.report.peak_bytes <= budget_bytes) for e in self.estimates]
+        fitting = [e for e in estimates if e.fits]
+        choice = min(fitting, key=lambda e: e.relative_time) if fitting else None  # min keeps the first of ties
+        return dataclasses.replace(self, budget_bytes=budget_bytes, estimates=estimates, choice=choice,
+                                   max_unrolls=None)
+
     def as_json(self) -> dict:
         out = {"budget_bytes": self.budget_bytes, "choice": self.choice.as_json() if self.choice else None,
                "candidates": [e.as_json() for e in self.estimates]}
@@ -107,9 +116,7 @@ def plan(spec: Spec, budget: int | str, *, device: str = "cpu", measure: bool = 
         report = estimate_step_memory(spec, c.strategy, segments=c.segments, modules=c.modules, device=device,
                                       geometry=geometry)
         estimates.append(Estimate(c, report, rel[c], report.peak_bytes <= budget_bytes))
-    fitting = [e for e in estimates if e.fits]
-    choice = min(fitting, key=lambda e: e.relative_time) if fitting else None  # min keeps the first of ties
-    result = Plan(budget_bytes, device, geometry, u, costs.how, estimates, choice, notes)
+    result = Plan(budget_bytes, device, geometry, u, costs.how, estimates, None, notes).with_budget(budget_bytes)
     if with_max_unrolls:
         result.max_unrolls = max_unrolls(spec, budget_bytes, device=device, geometry=geometry)
     return result
