@@ -10,7 +10,6 @@ so exact end-to-end gradients win at equal speed, then the fewest GLEAM modules)
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,10 +122,8 @@ def plan(spec: Spec, budget: int | str, *, device: str = "cpu", measure: bool = 
 
 
 def _least_memory(strategy: str, unrolls: int) -> Candidate:
-    """The candidate of ``strategy`` that needs the least memory at ``unrolls``: checkpoint with
-    segments near sqrt(U), gleam with one unroll per module."""
-    if strategy == "checkpoint":
-        return Candidate("checkpoint", segments=min(divisors(unrolls), key=lambda s: abs(s - math.sqrt(unrolls))))
+    """The candidate of ``strategy`` that needs the least memory at ``unrolls`` (gleam: one
+    unroll per module; checkpoint's depends on the sizes, see :func:`max_unrolls`)."""
     if strategy == "gleam":
         return Candidate("gleam", modules=unrolls)
     return Candidate(strategy)
@@ -145,7 +142,8 @@ def max_unrolls(spec: Spec, budget: int | str, *, device: str = "cpu", geometry:
     """Per strategy, the largest unroll count (<= ``cap``) whose least-memory configuration fits
     ``budget``: ``{strategy: {"unrolls": int, "modules": .., "segments": .., "peak_bytes": ..}}``
     (unrolls 0 when not even one fits). The peak is fitted as a + b*U (checkpoint:
-    a + b*U/s + c*s) from small unroll counts, then the answer is checked with a full estimate.
+    a + b*U/s + c*s, whose best segment size s it picks) from small unroll counts, then the answer
+    is checked with a full estimate.
     ``peak(candidate, unrolls)`` replaces that estimate (e.g. a memoized one, for many budgets)."""
     budget_bytes = parse_size(budget)
     geometry = geometry if geometry is not None else geometry_of(spec)
@@ -161,8 +159,12 @@ def max_unrolls(spec: Spec, budget: int | str, *, device: str = "cpu", geometry:
             c = p3 - p2 + b * 2        # p(4,2) - p(4,1) = b*(2-4) + c*(2-1)
             a = p1 - 2 * b - c
 
+            def segment(u: int) -> int:
+                return min(divisors(u), key=lambda s: a + b * u / s + c * s)
+
             def model(u: int) -> float:
-                return min(a + b * u / s + c * s for s in divisors(u))
+                s = segment(u)
+                return a + b * u / s + c * s
         else:
             x1, x2 = (2, 4)
             p1, p2 = peak(_least_memory(strategy, x1), x1), peak(_least_memory(strategy, x2), x2)
@@ -173,7 +175,8 @@ def max_unrolls(spec: Spec, budget: int | str, *, device: str = "cpu", geometry:
         guess = max((u for u in range(1, cap + 1) if model(u) <= budget_bytes), default=0)
         best = None
         for u in range(guess, max(guess - 4, 0), -1):  # check the fit; step down if the model was optimistic
-            cand = _least_memory(strategy, u)
+            cand = Candidate("checkpoint", segments=segment(u)) if strategy == "checkpoint" else \
+                _least_memory(strategy, u)
             p = peak(cand, u)
             if p <= budget_bytes:
                 best = {"unrolls": u, "modules": cand.modules, "segments": cand.segments, "peak_bytes": int(p),
