@@ -28,10 +28,10 @@ model; allocator rounding (512 B blocks) and cuDNN convolution workspaces are no
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
+import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,8 +42,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..models import InverseOptions, Problem, UnrolledNet, fft_ndim_of
-from ..train.losses import get_loss
+from ..models import Problem, UnrolledNet, fft_ndim_of
 from ..train import memory as saved_meter
 from ..train.spec import Spec
 from ..train.strategies import STRATEGIES, Strategy
@@ -143,7 +142,7 @@ class _LiveBytes(TorchDispatchMode):
     def _reach(self, total: int) -> None:
         if total > self.peak:
             if not self.at_peak or total > self.peak * 1.002 or total - self.peak > (1 << 20):
-                self.at_peak = {**self.snapshot(), "_live": total}
+                self.at_peak = self.snapshot()
             self.peak = total
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -191,30 +190,19 @@ def configure(spec: Spec, strategy: str | None = None, *, segments: int | None =
 
 
 def build_strategy_for(spec: Spec, geometry: Geometry, device: torch.device, total: int = 1000) -> Strategy:
-    """The spec's model and strategy on ``device`` (GLEAM on one lane: planning is per device)."""
+    """The spec's model and strategy on ``device``, built by gleam-train's own ``build_strategy``,
+    with GLEAM on one lane in sequence (planning is per device, least-memory order) and the
+    invertible inverses without the data-dependent early stop (fake tensors have no values) and
+    at most 3 iterations (each frees its temporaries, so more do not raise the peak)."""
+    from ..train.trainer import build_strategy
+    spec = dataclasses.replace(
+        spec, gleam=dataclasses.replace(spec.gleam, devices=None, overlap=False),
+        invertible=dataclasses.replace(spec.invertible, iters=min(spec.invertible.iters, 3), tol=0.0))
     share = spec.gleam.modules if spec.strategy == "gleam" else 1
     model = UnrolledNet(spec.model, geometry.kind, geometry.sets, share)
-    cls, loss = STRATEGIES[spec.strategy], get_loss(spec.loss)
-    options: dict = {}
-    if spec.strategy == "checkpoint":
-        options = {"segment": spec.checkpoint.segment}
-    elif spec.strategy == "invertible":
-        # tol 0: no data-dependent early stop (fake tensors have no values). A few iterations
-        # suffice: each frees its temporaries, so more iterations do not raise the peak.
-        options = {"options": InverseOptions(min(spec.invertible.iters, 3), 0.0),
-                   "anchor_every": spec.invertible.anchor_every}
-    elif spec.strategy == "gleam":
-        options = {"modules": spec.gleam.modules, "overlap": False}
-    with _quiet():
-        return cls(model, loss, spec.optimizer, total, device, **options)
-
-
-@contextlib.contextmanager
-def _quiet():
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. invertible's Lipschitz advice: irrelevant to memory
-        yield
+        return build_strategy(spec, model, total, device)
 
 
 def batch_tensors(geometry: Geometry, device: torch.device | str = "cpu") -> dict[str, Tensor]:
@@ -280,7 +268,7 @@ def estimate_step_memory(spec: Spec, strategy: str | None = None, *, segments: i
              "buffers": sum(b.numel() * b.element_size() for b in model.buffers()),
              "batch": sum(t.untyped_storage().nbytes() for t in {id(t): t for t in (
                  *batch.values(), problem.ahy, problem.op.mask)}.values())}
-    at = live.at_peak or {"gradients": 0, "optimizer_state": 0, "activations": 0, "_live": 0}
+    at = live.at_peak or {"gradients": 0, "optimizer_state": 0, "activations": 0}
     temporaries = max(0, live.peak - at["gradients"] - at["optimizer_state"] - at["activations"])
     module_params = [sum(p.numel() * p.element_size() for p in u.params) for u in updaters]
     module_opt = [_state_bytes(u.optimizer) for u in updaters]
