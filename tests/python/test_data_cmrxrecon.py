@@ -105,6 +105,13 @@ def test_full_sample_cine_items_maps_and_challenge_masks(full_2023, capsys):
         assert s["maps"].shape == (SLICES, COILS, 1, KX, KY)
     _maps(path)                                                        # resumable: a current sidecar is kept
     assert "0 computed, 1 already done" in capsys.readouterr().out
+    with h5py.File(side, "r+") as s:              # this file's attrs over maps of transposed (ky, kx): not current
+        del s["maps"]
+        s.create_dataset("maps", data=np.zeros((SLICES, COILS, 1, KY, KX), np.complex64))
+    _maps(path)
+    assert "1 computed, 0 already done" in capsys.readouterr().out
+    with h5py.File(side, "r") as s:
+        assert s["maps"].shape == (SLICES, COILS, 1, KX, KY)
     spec = {"type": "uniform", "accelerations": [4], "calib": 24}
     ds = open_dataset(str(path.parents[1]), mask=spec, fixed_masks=True, verbose=False)   # the TrainingSet folder
     assert isinstance(ds, CmrxReconDataset) and len(ds) == SLICES
