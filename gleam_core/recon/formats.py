@@ -200,7 +200,7 @@ def write_dicom_series(folder: Path, image: np.ndarray, geometry: Geometry, *, n
             ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_ref
             ds.Modality = "MR"
             ds.ImageType = ["DERIVED", "SECONDARY"]
-            ds.PatientName, ds.PatientID = "Anonymous", name or "anonymous"
+            ds.PatientName, ds.PatientID = "Anonymous", (name or "anonymous")[:64]  # LO: 64 characters at most
             ds.SeriesDescription = f"GLEAM recon (research use only) {name}"[:64]
             ds.ImageComments = RESEARCH_NOTE
             ds.DerivationDescription = f"GLEAM network {attrs.get('checkpoint', '')}"[:1024]
