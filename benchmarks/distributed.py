@@ -82,7 +82,7 @@ def measure_single(spec: Path, out: Path, warmup: int) -> dict:
 def measure_pipeline(spec: Path, out: Path, warmup: int, depth: int) -> dict:
     recs = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m",
                 "gleam_core.cli.train", "--spec", str(spec), "--set", f"output={out}",
-                "--set", "distributed.stages=2", "--set", f"distributed.queue_depth={depth}"], out)
+                "--set", "distributed.stages=2", "--set", f"gleam.queue_depth={depth}"], out)
     window = [r for r in recs if r["iteration"] > warmup]
     stage_s = [sum(r["stage_step_s"][s] for r in window) for s in range(2)]
     wait = [sum(r["stage_wait_s"][s] for r in window) / sum(r["stage_step_s"][s] for r in window) for s in range(2)]

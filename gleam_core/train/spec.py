@@ -71,6 +71,8 @@ class GleamOptions:
     modules: int = field(default=4, metadata={"min": 1})
     devices: list[str] | None = None                         # lanes; module m on devices[m % P]
     overlap: bool | Literal["auto"] = "auto"
+    # hand-offs a module may have produced that the next module (other lane or rank) has not taken
+    queue_depth: int = field(default=1, metadata={"min": 1})
 
 
 @dataclass
