@@ -206,14 +206,13 @@ class Trainer:
         self.iteration += 1
 
     def _settle(self) -> dict | None:
-        """Reads back every step issued since the last call, in one transfer of their losses
-        (and one synchronize per device for CUDA timings), and checks them in order: the first
+        """Reads back every step issued since the last call (:func:`resolve_steps`: one
+        synchronize per CUDA device, one transfer of all their losses) and checks them in order: the first
         non-finite loss raises :class:`TrainingDiverged`. Returns the last step's statistics
         with the interval's figures (:meth:`_interval`); None before any step."""
         if not self._unresolved:
             return self.last_stats
         steps, self._unresolved = self._unresolved, []
-        self.strategy.join()
         stats = resolve_steps([result for _, result in steps])
         seconds = time.perf_counter() - self._clock
         for (iteration, _), st in zip(steps, stats):

@@ -50,20 +50,23 @@ class StepResult:
 def resolve_steps(results: Sequence[StepResult]) -> list[dict]:
     """Plain Python numbers of several steps (a logging interval) in one device-to-host read.
 
-    Every loss and extra of every step is gathered on the device of the first one and read with
-    a single ``tolist()`` (float64, so float32 values come back exactly as ``float()`` gives
-    them); CUDA timings then need at most one synchronize per device. Returns one dict per step:
-    ``loss`` and ``time_s`` (per module), ``peak_bytes``, ``module_peak_bytes`` (CPU) and the extras.
+    Waits once for each CUDA device the steps ran on (their losses may come from streams other
+    than the current one), then gathers every loss and extra of every step on the device of the
+    first one and reads them with a single ``tolist()`` (float64, so float32 values come back
+    exactly as ``float()`` gives them); CUDA timings are then complete events. Returns one dict
+    per step: ``loss`` and ``time_s`` (per module), ``peak_bytes``, ``module_peak_bytes`` (CPU)
+    and the extras.
     """
     scalars = [t for r in results for t in (*r.losses, *r.extra.values())]
+    cuda = {t.device for t in scalars if t.device.type == "cuda"}
+    cuda |= {w.stream.device for r in results for w in r.times if w.cuda}
+    for device in cuda:
+        torch.cuda.synchronize(device)
     values: list[float] = []
     if scalars:
         home = scalars[0].device
         values = torch.stack([t.detach().reshape(()).to(home, torch.float64, non_blocking=True)
                               for t in scalars]).tolist()
-    cuda = {w.stream.device for r in results for w in r.times if w.cuda}
-    for device in cuda:  # the loss read above waited for one stream only
-        torch.cuda.synchronize(device)
     out, i = [], 0
     for r in results:
         n = len(r.losses)

@@ -84,10 +84,15 @@ class LaneLink:
     """
 
     def __init__(self, src: Lane, dst: Lane, depth: int) -> None:
-        if not isinstance(depth, int) or depth < 1:
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
             raise ValueError(f"gleam.queue_depth must be an int >= 1, got {depth!r}")
         self.src, self.dst, self.depth = src, dst, depth
         self._taken: deque = deque()  # events: hand-off taken by dst (None on the CPU)
+        # A copy between devices runs on the source device's current stream and makes it wait
+        # for the destination's: on the sender's own lane that would tie it to the receiver's
+        # backlog, so copies get a stream of their own.
+        cross = src.stream is not None and src.device != dst.device
+        self._copier = torch.cuda.Stream(src.device) if cross else None
 
     def reserve(self) -> None:
         """Orders the sender's next output after the receiver took the hand-off ``depth`` back."""
@@ -98,15 +103,14 @@ class LaneLink:
         """The receiver's input from the sender's output ``x`` (complex (B, M, *S)), on dst's device."""
         if self.src is self.dst or self.src.stream is None:
             return x.to(self.dst.device)
-        if self.src.device == self.dst.device:
+        if self._copier is None:  # two streams of one device
             self.dst.wait(self.src.record())
             x.record_stream(self.dst.stream)
             x_in = x
         else:
-            # A copy between devices runs on the source's current stream and orders both devices'
-            # current streams around it, so with both lanes current it follows x's producer and
-            # precedes the receiver, and x is used on its own lane only.
-            with self.src.context(), self.dst.context():
-                x_in = x.to(self.dst.device, non_blocking=True)
+            self._copier.wait_event(self.src.record())
+            x.record_stream(self._copier)
+            with torch.cuda.stream(self._copier), self.dst.context():
+                x_in = x.to(self.dst.device, non_blocking=True)  # dst's lane waits for the copy
         self._taken.append(self.dst.record())
         return x_in
