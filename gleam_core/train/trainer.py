@@ -30,22 +30,22 @@ from .interrupt import DeferredInterrupt
 from .losses import get_loss
 from .records import MetricsLog
 from .schema import SpecError, to_dict
-from .spec import Spec, parse_spec, spec_to_yaml
+from .spec import COMPUTE_DTYPES, Spec, parse_spec, spec_to_yaml
 from .strategies import STRATEGIES, StepResult, Strategy, parse_device, resolve_steps
 
 
 def build_strategy(spec: Spec, model: UnrolledNet, total: int, device: torch.device) -> Strategy:
     """The strategy named by ``spec.strategy`` with its options section."""
     cls, loss = STRATEGIES[spec.strategy], get_loss(spec.loss)
-    options: dict = {}
+    options: dict = {"scale_grads": True} if spec.precision == "fp16" else {}
     if spec.strategy == "checkpoint":
-        options = {"segment": spec.checkpoint.segment}
+        options["segment"] = spec.checkpoint.segment
     elif spec.strategy == "invertible":
         options = {"options": InverseOptions(spec.invertible.iters, spec.invertible.tol),
                    "anchor_every": spec.invertible.anchor_every}
     elif spec.strategy == "gleam":
-        options = {"modules": spec.gleam.modules, "devices": spec.gleam.devices, "overlap": spec.gleam.overlap,
-                   "queue_depth": spec.gleam.queue_depth}
+        options.update(modules=spec.gleam.modules, devices=spec.gleam.devices, overlap=spec.gleam.overlap,
+                       queue_depth=spec.gleam.queue_depth)
     return cls(model, loss, spec.optimizer, total, device, **options)
 
 
@@ -90,6 +90,7 @@ class Trainer:
         map_sets = int(self.train_set[0]["maps"].shape[1])
         share_groups = spec.gleam.modules if spec.strategy == "gleam" else 1
         self.model = UnrolledNet(spec.model, kind, map_sets, share_groups)
+        self.model.set_compute_dtype(COMPUTE_DTYPES[spec.precision])
         self.loss_fn = get_loss(spec.loss)
         self.strategy = self._build_strategy()
         self.iteration = 0
@@ -142,10 +143,10 @@ class Trainer:
             raise RuntimeError(f"--resume: no checkpoint in {str(self.run_dir / 'checkpoints')!r} to resume from")
         state = load_checkpoint(latest)
         saved = parse_spec(state["spec"])
-        for section in ("model", "strategy", "data", "masks", "loss", "optimizer", "seed"):
+        for section in ("model", "strategy", "data", "masks", "loss", "optimizer", "precision", "seed"):
             if getattr(saved, section) != getattr(self.spec, section):
                 raise SpecError(section, f"differs from the run being resumed ({latest}); a resumed run must "
-                                         "keep the data, model, strategy, loss, optimizer and seed")
+                                         "keep the data, model, strategy, loss, optimizer, precision and seed")
         atomic_write_text(spec_file, spec_to_yaml(self.spec))
         print(f"resuming {self.run_dir} from {latest.name} (iteration {state['iteration']})", file=self.out)
         return state

@@ -15,17 +15,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 
-import gleam_core
 from gleam_core.models import Problem, UnrolledNet
 from gleam_core.ops import SenseOp
 from gleam_core.train import Trainer, TrainingDiverged
@@ -33,57 +30,11 @@ from gleam_core.train.evaluation import batch_problem
 from gleam_core.train.losses import complex_l1
 from gleam_core.train.optim import OptimizerConfig, Updater
 from gleam_core.train.strategies import Gleam, Lane, LaneLink, resolve_steps
+from host_reads import counting_reads
 from ops_cases import CASES, make
 from train_cases import problem_for, tiny, tiny_spec
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-PACKAGE = Path(gleam_core.__file__).resolve().parent
-# Where the data come from, not the training step: readers, masks, collation, batch order.
-DATA_FILES = ("data/", "train/batches.py", "train/datasets.py")
-
-_READS = [(torch.Tensor, name) for name in ("item", "tolist", "numpy", "__float__", "__bool__", "__int__",
-                                            "__index__")]
-_READS += [(torch.cuda, "synchronize"), (torch.cuda.Event, "synchronize"), (torch.cuda.Stream, "synchronize")]
-
-
-def _caller() -> str | None:
-    """The project file (relative to the package) of the innermost project frame calling; None
-    outside the project and for torch.optim's reads of its step counters, which are CPU
-    tensors whatever the parameters' device (not device reads)."""
-    frame = sys._getframe(2)
-    if f"{Path('torch', 'optim')}" in frame.f_code.co_filename:
-        return None
-    while frame is not None:
-        path = Path(frame.f_code.co_filename).resolve()
-        if PACKAGE in path.parents:
-            return str(path.relative_to(PACKAGE))
-        frame = frame.f_back
-    return None
-
-
-@contextlib.contextmanager
-def counting_reads():
-    """Counts device-to-host reads made from project code (outside the data pipeline), by file."""
-    counts: Counter = Counter()
-
-    def wrap(original):
-        def counted(*args, **kwargs):
-            where = _caller()
-            if where is not None and not where.startswith(DATA_FILES):
-                counts[where] += 1
-            return original(*args, **kwargs)
-        return counted
-
-    saved = [(owner, name, getattr(owner, name)) for owner, name in _READS]
-    try:
-        for owner, name, original in saved:
-            setattr(owner, name, wrap(original))
-        yield counts
-    finally:
-        for owner, name, original in saved:
-            setattr(owner, name, original)
-
 
 def _spec(tmp_path, name: str, *overrides: str, iterations: int):
     return tiny_spec(tmp_path / name, "threads=1", "logging.tensorboard=false", "logging.images=false",

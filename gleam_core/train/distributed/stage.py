@@ -73,7 +73,8 @@ class Stage(Pipeline):
         chains = model.split(spec.gleam.modules)
         self.modules = world.layout.modules_of(world.stage)
         lane = CurrentStreamLane(world.device)
-        units = [GleamUnit(m, chains[m], loss_fn, spec.optimizer, total, lane) for m in self.modules]
+        units = [GleamUnit(m, chains[m], loss_fn, spec.optimizer, total, lane, spec.precision == "fp16")
+                 for m in self.modules]
         self.chains = [chains[m] for m in self.modules]  # unwrapped, for inference and state
         if world.stage_group is not None:
             for unit in units:

@@ -134,13 +134,14 @@ class Strategy(ABC):
 
 
 class WholeNetworkStrategy(Strategy):
-    """One optimizer for all parameters and one loss on the final output."""
+    """One optimizer for all parameters and one loss on the final output; ``scale_grads``: fp16
+    loss scaling (see :class:`~gleam_core.train.optim.Updater`)."""
 
     def __init__(self, model: UnrolledNet, loss_fn: LossFn, optim: OptimizerConfig, total: int,
-                 device: torch.device | str) -> None:
+                 device: torch.device | str, scale_grads: bool = False) -> None:
         super().__init__(model, loss_fn, optim, total, device)
         self.model.to(self.device)
-        self.updater = Updater(model.parameters(), optim, total)
+        self.updater = Updater(model.parameters(), optim, total, scale_grads)
         self.memory = StepMemory(self.device, model.parameters())
 
     @abstractmethod
@@ -156,7 +157,7 @@ class WholeNetworkStrategy(Strategy):
             with self.memory.measure(problem.constants() + [target]) as mem:
                 self.updater.zero_grad()
                 loss = self.loss_fn(self.forward_train(problem), target)
-                loss.backward()
+                self.updater.backward(loss)
             self.updater.step()
         return StepResult([loss.detach()], [watch], None if self.device.type == "cuda" else [mem["peak"]],
                           mem["peak"], self.extra())

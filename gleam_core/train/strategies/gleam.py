@@ -28,13 +28,14 @@ class Gleam(Strategy):
     lanes (default: the main device); ``overlap`` issue order: True interleaves module m's
     update after module m+1's forward, False runs modules strictly one after the other (least
     memory on one device), "auto" overlaps when there is more than one lane; ``queue_depth``
-    hand-offs a module may be ahead of the next one (several lanes)."""
+    hand-offs a module may be ahead of the next one (several lanes); ``scale_grads`` fp16 loss
+    scaling, one scaler per module."""
 
     name = "gleam"
 
     def __init__(self, model: UnrolledNet, loss_fn: LossFn, optim: OptimizerConfig, total: int, device,
                  modules: int = 1, devices: list[str] | None = None, overlap: bool | str = "auto",
-                 queue_depth: int = 1) -> None:
+                 queue_depth: int = 1, scale_grads: bool = False) -> None:
         super().__init__(model, loss_fn, optim, total, device)
         if overlap not in (True, False, "auto"):
             raise ValueError(f"gleam.overlap must be true, false or 'auto', got {overlap!r}")
@@ -43,7 +44,7 @@ class Gleam(Strategy):
         if len({lane.device.type for lane in self.lanes}) > 1:
             # Host-side memory metering and non-blocking device-to-host hand-offs assume one kind.
             raise ValueError(f"gleam.devices: {names} mixes CPU and CUDA devices; use all cpu or all cuda:N")
-        self.units = [GleamUnit(m, chain, loss_fn, optim, total, self.lanes[m % len(self.lanes)])
+        self.units = [GleamUnit(m, chain, loss_fn, optim, total, self.lanes[m % len(self.lanes)], scale_grads)
                       for m, chain in enumerate(model.split(modules))]
         self.overlap = len(self.lanes) > 1 if overlap == "auto" else overlap
         self.pipeline = Pipeline(self.units, self.overlap, queue_depth)

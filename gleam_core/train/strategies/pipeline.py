@@ -33,18 +33,19 @@ from .lanes import Lane, LaneLink
 
 
 class GleamUnit:
-    """One GLEAM module: K unrolls, their optimizer and schedule, the local loss, one lane.
+    """One GLEAM module: K unrolls, their optimizer and schedule (and, under fp16, gradient
+    scaler), the local loss, one lane.
 
     :meth:`forward` takes the previous module's output (or ``problem.ahy`` for module 0) and
     :meth:`update` makes the module's step on its local loss; the pipeline interleaves them.
     """
 
     def __init__(self, index: int, chain: UnrollChain, loss_fn: LossFn, optim: OptimizerConfig, total: int,
-                 lane: Lane) -> None:
+                 lane: Lane, scale_grads: bool = False) -> None:
         self.index, self.lane = index, lane
         self.chain = chain.to(lane.device)
         self.loss_fn = loss_fn
-        self.updater = Updater(chain.parameters(), optim, total)
+        self.updater = Updater(chain.parameters(), optim, total, scale_grads)  # fp16: a scaler per module
         self.memory = StepMemory(lane.device, chain.parameters())
         self.watch = Stopwatch(lane.device, lane.stream)
         self.meter: SavedTensorMeter | None = None
@@ -77,7 +78,7 @@ class GleamUnit:
         with self._measured():
             self.updater.zero_grad()
             loss = self.loss_fn(out, target)
-            loss.backward()
+            self.updater.backward(loss)
             self.updater.step()
         return loss.detach()
 
