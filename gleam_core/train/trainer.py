@@ -41,8 +41,8 @@ def build_strategy(spec: Spec, model: UnrolledNet, total: int, device: torch.dev
     if spec.strategy == "checkpoint":
         options["segment"] = spec.checkpoint.segment
     elif spec.strategy == "invertible":
-        options = {"options": InverseOptions(spec.invertible.iters, spec.invertible.tol),
-                   "anchor_every": spec.invertible.anchor_every}
+        options.update(options=InverseOptions(spec.invertible.iters, spec.invertible.tol),
+                       anchor_every=spec.invertible.anchor_every)  # fp32 only (check_spec)
     elif spec.strategy == "gleam":
         options.update(modules=spec.gleam.modules, devices=spec.gleam.devices, overlap=spec.gleam.overlap,
                        queue_depth=spec.gleam.queue_depth)
@@ -208,9 +208,9 @@ class Trainer:
 
     def _settle(self) -> dict | None:
         """Reads back every step issued since the last call (:func:`resolve_steps`: one
-        synchronize per CUDA device, one transfer of all their losses) and checks them in order: the first
-        non-finite loss raises :class:`TrainingDiverged`. Returns the last step's statistics
-        with the interval's figures (:meth:`_interval`); None before any step."""
+        synchronize per CUDA device, one transfer of all their losses) and checks them in
+        order: the first non-finite loss raises :class:`TrainingDiverged`. Returns the last
+        step's statistics with the interval's figures (:meth:`_interval`); None before any step."""
         if not self._unresolved:
             return self.last_stats
         steps, self._unresolved = self._unresolved, []
