@@ -225,5 +225,10 @@ def dc_cg(b: Tensor, maps: Tensor, mask: Tensor, lam: float | Tensor, x0: Tensor
 
 
 def backend() -> dict[str, str]:
-    """Which implementation serves each device: ``{"cpu": "compiled"|"reference", "cuda": ...}``."""
+    """Which implementation serves each device: ``{"cpu": "compiled"|"reference ...", "cuda": ...}``.
+
+    A reference entry says why when the compiled ops are missing, e.g.
+    ``"reference (compiled build failed: <the compiler's first error>)"`` or
+    ``"reference (GLEAM_NO_EXT=1)"``; a plain ``"reference"`` means the extension was built
+    without kernels for that device (CUDA kernels on a CPU-only torch)."""
     return dict(_library.BACKEND)
