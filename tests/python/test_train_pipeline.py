@@ -8,13 +8,16 @@
   reference written here from the previous code path: per step, every module in order, each
   on its predecessor's detached output, read back after every step), for every lane layout,
   overlap and queue depth on the CPU.
-- ``Problem.to`` keeps the operator's settings; bad queue depths are refused.
+- The hand-off queue between two streams orders its events as ``gleam.queue_depth`` says
+  (recorded by stand-in lanes, no GPU needed); bad depths are refused.
+- ``Problem.to`` keeps the operator's settings.
 - With a GPU: two CUDA devices (or two streams on one) train like the CPU, at queue depth 2,
   with no more reads per interval than on the CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections import Counter
@@ -161,6 +164,50 @@ def test_bad_queue_depth_is_refused(depth):
     lane = Lane(torch.device("cpu"))
     with pytest.raises(ValueError, match=r"gleam.queue_depth must be an int >= 1, got"):
         LaneLink(lane, lane, depth)
+
+
+class _RecordingLane(Lane):
+    """A lane that logs the GPU-side orderings a CUDA lane would make (no GPU needed)."""
+
+    def __init__(self, name: str) -> None:
+        self.device, self.stream, self.events, self.waits = torch.device("cpu"), name, 0, []
+
+    def record(self):
+        self.events += 1
+        return (self.stream, self.events)
+
+    def wait(self, event) -> None:
+        self.waits.append(event)
+
+    def context(self):
+        return contextlib.nullcontext()
+
+
+class _Handoff:
+    """Stands for a CUDA tensor handed from one stream to another."""
+
+    def __init__(self) -> None:
+        self.used_on: list = []
+
+    def record_stream(self, stream) -> None:
+        self.used_on.append(stream)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_lane_link_bounds_the_queue_with_events(depth):
+    """Between two streams: the receiver waits for each hand-off's producer, the hand-off's memory
+    is marked as used on the receiver's stream, and the sender waits, before producing hand-off
+    t, for the receiver to have taken hand-off t - depth: never more than ``depth`` ahead."""
+    src, dst = _RecordingLane("src"), _RecordingLane("dst")
+    link = LaneLink(src, dst, depth)
+    handoffs = []
+    for _ in range(6):
+        link.reserve()
+        handoffs.append(_Handoff())
+        assert link.pass_on(handoffs[-1]) is handoffs[-1]
+    assert dst.waits == [("src", t) for t in range(1, 7)]
+    assert src.waits == [("dst", t) for t in range(1, 7 - depth)]
+    assert all(h.used_on == ["dst"] for h in handoffs)
 
 
 def _cuda_devices() -> list[str]:
