@@ -253,10 +253,11 @@ def load_error() -> str | None:
 
 def first_error_line(log: str) -> str:
     """The compiler's first error in a build log (the line a user needs), else its last line."""
-    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip() and not ln.lstrip().startswith("collect2")]
     for ln in lines:
         low = ln.lower()
-        if "error:" in low or low.startswith("#error") or " error " in low or "fatal error" in low:
+        if ("error:" in low or low.startswith("#error") or " error " in low or "cannot find -l" in low
+                or "undefined reference" in low):
             return ln
     return lines[-1] if lines else "unknown error"
 

@@ -13,23 +13,16 @@ any of them would do nothing; nothing in the check calls them.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 
-def _run(*cmd: str) -> str:
-    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
-
-
-def _missing_sonames(libs: list[Path], env_paths: str) -> set[str]:
-    missing = set()
-    for lib in libs:
-        out = subprocess.run(["ldd", str(lib)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                             env={"LD_LIBRARY_PATH": env_paths}).stdout
-        missing.update(m.group(1) for m in re.finditer(r"^\s*(\S+) => not found", out, re.M))
-    return missing
+def _run(*cmd: str, env: dict[str, str] | None = None) -> str:
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          env=env).stdout
 
 
 def _dyn_symbols(lib: Path) -> list[tuple[str, str, str]]:
@@ -60,7 +53,11 @@ def main(torch_lib: str, out_dir: str) -> int:
     lib_dir, out = Path(torch_lib), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch_libs = sorted(lib_dir.glob("*.so"))
-    missing = _missing_sonames(torch_libs, str(out))
+    # Look without the stubs (which may be stale after a torch upgrade): regenerate them all.
+    search = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d and Path(d).resolve() != out.resolve()]
+    ldd_env = {"LD_LIBRARY_PATH": ":".join(search), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    ldd = {lib: _run("ldd", str(lib), env=ldd_env) for lib in torch_libs}
+    missing = {m.group(1) for text in ldd.values() for m in re.finditer(r"^\s*(\S+) => not found", text, re.M)}
     if not missing:
         print("cuda_stub_libs: nothing missing")
         return 0
@@ -75,9 +72,8 @@ def main(torch_lib: str, out_dir: str) -> int:
             elif bind == "GLOBAL":
                 undefined.setdefault(name, version)
     # Symbols the machine's real libraries (libc, libstdc++, cudart, ...) provide stay theirs.
-    for lib in torch_libs:
-        ldd = _run("ldd", str(lib))
-        for path in re.findall(r"=> (/\S+)", ldd):
+    for text in ldd.values():
+        for path in re.findall(r"=> (/\S+)", text):
             defined.update(n for n, _, k, _ in _dyn_symbols(Path(path)) if k == "DEF")
     defined.update(n for n, _, k, _ in _dyn_symbols(Path(sys.executable).resolve()) if k == "DEF")
     wanted = {n: v for n, v in undefined.items() if n not in defined and not n.startswith(("Py", "_Py"))}

@@ -32,6 +32,8 @@ def test_nvcc_gets_the_standard_of_the_running_torch():
      "csrc/a.cu(12): error: identifier \"foo\" is undefined"),
     ("c++: fatal error: no input files\ncompilation terminated.", "c++: fatal error: no input files"),
     ("something broke\nat the end", "at the end"),
+    ("FAILED: x.so\n/usr/bin/ld: cannot find -lcudart: No such file or directory\ncollect2: error: ld returned 1",
+     "/usr/bin/ld: cannot find -lcudart: No such file or directory"),
 ])
 def test_first_error_line(log, first):
     assert _build.first_error_line(log) == first
