@@ -149,7 +149,7 @@ def write_nifti(path: Path, image: np.ndarray, geometry: Geometry, *, descriptio
     if data.shape[3] == 1:
         data = data[..., 0]
     img = nib.Nifti1Image(data, nifti_affine(data.shape[:3], geometry))
-    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_xyzt_units("mm")  # time unknown: the files carry no frame interval (pixdim[4] = 1 means nothing)
     img.header["descrip"] = ("GLEAM recon, research use only " + description)[:79].encode()
     with atomic_open(path, "wb") as f:
         f.write(gzip.compress(img.to_bytes(), mtime=0))

@@ -47,7 +47,7 @@ def test_nifti_round_trip(tmp_path):
     assert data.shape == (20, 16, 3)                                              # (rows, columns, slices)
     np.testing.assert_array_equal(data, image[:, 0].transpose(1, 2, 0))
     assert img.header.get_zooms() == pytest.approx((0.5, 0.75, 3.0))
-    assert img.header.get_xyzt_units() == ("mm", "sec")
+    assert img.header.get_xyzt_units() == ("mm", "unknown")                       # no frame interval is known
     centre = img.affine @ np.array([(20 - 1) / 2, (16 - 1) / 2, 1, 1])          # the volume is centred
     np.testing.assert_allclose(centre[:3], 0, atol=1e-9)
     # RAS: a step down the rows goes posterior (-y), along a row to the patient's left (-x)
