@@ -9,6 +9,8 @@ an uninterrupted run.
 
 from __future__ import annotations
 
+import math
+
 import sys
 import time
 from pathlib import Path
@@ -172,6 +174,8 @@ class Trainer:
     def keep_best(self, val: dict) -> None:
         """Writes ``checkpoints/best.pt`` when ``val`` has the best validation PSNR so far, so a
         run that overfits late still leaves its best network (gleam-eval/recon read it)."""
+        if not math.isfinite(val["psnr"]):  # NaN would never compare greater again: best.pt would freeze
+            return
         if self.best is None or val["psnr"] > self.best["value"]:
             self.best = {"metric": "psnr", "value": float(val["psnr"]), "iteration": self.iteration}
             save_checkpoint(self.run_dir, self.iteration, self._payload(), self.spec.schedule.keep_last, best=True)
