@@ -44,7 +44,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..models import Problem, UnrolledNet, fft_ndim_of
 from ..train import memory as saved_meter
-from ..train.spec import Spec
+from ..train.spec import COMPUTE_DTYPES, Spec
 from ..train.strategies import STRATEGIES, Strategy
 from .geometry import Geometry, geometry_of
 
@@ -200,6 +200,7 @@ def build_strategy_for(spec: Spec, geometry: Geometry, device: torch.device, tot
         invertible=dataclasses.replace(spec.invertible, iters=min(spec.invertible.iters, 3), tol=0.0))
     share = spec.gleam.modules if spec.strategy == "gleam" else 1
     model = UnrolledNet(spec.model, geometry.kind, geometry.sets, share)
+    model.set_compute_dtype(COMPUTE_DTYPES[spec.precision])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. invertible's Lipschitz advice: irrelevant to memory
         return build_strategy(spec, model, total, device)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The precision dimension of the candidate space. Only float32 exists today; when mixed precision
-# lands, add its names here and let accounting/timing read Candidate.precision (the estimate and
-# the timing both change with it), and the same strategies are weighed once per precision.
-PRECISIONS = ("fp32",)
+# The precision dimension of the candidate space. Each plan weighs the spec's own ``precision``
+# (the denoisers' compute dtype; invertible is fp32-only, a spec rule). To let the planner also
+# weigh other precisions, list them here and loop candidates_of over them: estimate and timing
+# already follow Candidate.precision through the spec.
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,16 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def candidates_of(unrolls: int) -> list[Candidate]:
-    """Every candidate for a network of ``unrolls`` unrolls, in the planner's order of preference
-    at equal speed (exact end-to-end gradients first)."""
+def candidates_of(unrolls: int, precision: str = "fp32") -> list[Candidate]:
+    """Every candidate for a network of ``unrolls`` unrolls in ``precision``, in the planner's
+    order of preference at equal speed (exact end-to-end gradients first)."""
     if unrolls < 1:
         raise ValueError(f"unrolls must be >= 1, got {unrolls!r}")
-    out = [Candidate("e2e")]
-    out += [Candidate("checkpoint", segments=s) for s in divisors(unrolls) if s < unrolls]
-    out += [Candidate("invertible")]
-    out += [Candidate("gleam", modules=m) for m in divisors(unrolls) if m > 1]
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    out = [Candidate("e2e", precision=precision)]
+    out += [Candidate("checkpoint", segments=s, precision=precision) for s in divisors(unrolls) if s < unrolls]
+    if precision == "fp32":  # the inverses need full precision (spec rule)
+        out += [Candidate("invertible", precision=precision)]
+    out += [Candidate("gleam", modules=m, precision=precision) for m in divisors(unrolls) if m > 1]
     return out

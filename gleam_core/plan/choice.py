@@ -108,7 +108,7 @@ def plan(spec: Spec, budget: int | str, *, device: str = "cpu", measure: bool = 
     notes: list[str] = []
     costs = _costs(spec, geometry, device, measure, notes)
     u = spec.model.unrolls
-    cands = candidates_of(u)
+    cands = candidates_of(u, spec.precision)
     rel = relative_times(cands, u, costs)
     estimates = []
     for c in cands:
@@ -152,6 +152,8 @@ def max_unrolls(spec: Spec, budget: int | str, *, device: str = "cpu", geometry:
 
     out = {}
     for strategy in STRATEGY_ORDER:
+        if strategy == "invertible" and spec.precision != "fp32":
+            continue  # the inverses need full precision (spec rule)
         if strategy == "checkpoint":
             p1, p2, p3 = peak(Candidate("checkpoint", segments=1), 2), peak(Candidate("checkpoint", segments=1), 4), \
                 peak(Candidate("checkpoint", segments=2), 4)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models import InverseOptions, Problem, UnrolledNet, fft_ndim_of
-from ..train.spec import Spec
+from ..train.spec import COMPUTE_DTYPES, Spec
 from .accounting import batch_tensors
 from .candidates import Candidate
 from .geometry import Geometry
@@ -63,7 +63,9 @@ def measured_costs(spec: Spec, geometry: Geometry, device: str, repeats: int = 3
     factor = min(1.0, (TIMING_ELEMENTS / elements) ** (1 / len(geometry.spatial)))
     g = geometry.scaled(factor) if factor < 1 else geometry
     cfg = spec.model.__class__(**{**spec.model.__dict__, "unrolls": 1})
-    unroll = UnrolledNet(cfg, g.kind, g.sets).unrolls[0].to(dev)
+    net = UnrolledNet(cfg, g.kind, g.sets)
+    net.set_compute_dtype(COMPUTE_DTYPES[spec.precision])
+    unroll = net.unrolls[0].to(dev)
     batch = batch_tensors(g, dev)
     problem = Problem.from_data(batch["kspace"], batch["maps"], batch["mask"], fft_ndim_of(g.kind))
     x = problem.ahy
