@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from gleam_core.atomic import atomic_write_text
-from gleam_core.plan import Geometry, estimate_step_memory, format_size, geometry_of, parse_size, plan
+from gleam_core.plan import Geometry, estimate_step_memory, geometry_of, plan
+from gleam_core.sizes import format_size, parse_size
 from gleam_core.plan.accounting import configure
 from gleam_core.plan.choice import STRATEGY_ORDER, max_unrolls, peak_function
 from gleam_core.plan.measure import measure_step

@@ -28,7 +28,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _table(result) -> str:
-    from ..plan import format_size
+    from ..sizes import format_size
     rows = [f"{'candidate':<26}{'peak':>11}{'time vs e2e':>13}  fits"]
     for e in result.estimates:
         mark = " <- choice" if result.choice is e else ""
@@ -39,7 +39,8 @@ def _table(result) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from ..plan import format_size, parse_size, plan
+    from ..plan import plan
+    from ..sizes import format_size, parse_size
     from ..train.spec import load_spec
 
     try:

@@ -13,7 +13,6 @@ import importlib
 _EXPORTS = {
     "MemoryReport": "accounting", "estimate_step_memory": "accounting", "configure": "accounting",
     "Geometry": "geometry", "geometry_of": "geometry", "FULL_SCALE": "geometry",
-    "parse_size": "sizes", "format_size": "sizes",
     "Candidate": "candidates", "candidates_of": "candidates",
     "Plan": "choice", "plan": "choice", "max_unrolls": "choice", "resolve_auto": "choice",
 }
@@ -22,8 +21,7 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    # Lazy, so that gleam_core.train.spec can use .sizes without importing the planner (which
-    # imports the training package).
+    # Lazy: the planner imports the training package, which resolves `strategy: auto` through it.
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,7 @@ from ..train.spec import Spec
 from .accounting import MemoryReport, estimate_step_memory
 from .candidates import Candidate, candidates_of, divisors
 from .geometry import Geometry, geometry_of
-from .sizes import format_size, parse_size
+from ..sizes import format_size, parse_size
 from .timing import PassCosts, counted_costs, measured_costs, relative_times
 
 STRATEGY_ORDER = ("e2e", "checkpoint", "invertible", "gleam")

@@ -179,7 +179,7 @@ def check_spec(spec: Spec, check_data: bool = True) -> None:
     if spec.strategy == "auto" and spec.memory_budget is None:
         raise SpecError("memory_budget", "strategy 'auto' needs a memory budget per device, e.g. memory_budget: 20GiB")
     if spec.memory_budget is not None:
-        from ..plan.sizes import parse_size
+        from ..sizes import parse_size
         try:
             parse_size(spec.memory_budget)
         except ValueError as exc:

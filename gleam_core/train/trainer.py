@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ..data import collate
 from ..models import InverseOptions, UnrolledNet
 from ..atomic import atomic_write_text
+from ..sizes import format_size
 from .batches import BatchStream
 from .checkpoints import (check_losses_finite, latest_checkpoint, load_checkpoint, rng_state,
                           save_checkpoint, set_rng_state)
@@ -49,14 +50,6 @@ def build_strategy(spec: Spec, model: UnrolledNet, total: int, device: torch.dev
         options.update(modules=spec.gleam.modules, devices=spec.gleam.devices, overlap=spec.gleam.overlap,
                        queue_depth=spec.gleam.queue_depth)
     return cls(model, loss, spec.optimizer, total, device, **options)
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return f"{n:.1f}GiB"
 
 
 class Trainer:
@@ -268,7 +261,7 @@ class Trainer:
                     if it % spec.logging.every == 0 or last:
                         stats = self._settle()
                         bar.set_postfix_str(" ".join(f"l{m}={v:.4g}" for m, v in enumerate(stats["loss"]))
-                                            + f" mem={_fmt_bytes(stats['peak_bytes'])}", refresh=False)
+                                            + f" mem={format_size(stats['peak_bytes'])}", refresh=False)
                         self.log.write("train", it, {**stats, "lr": self.strategy.lrs(), "epoch": self.stream.epoch})
                     if it % s.val_every == 0 or last:
                         self._settle()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gleam_core.cli.plan import main as plan_main
-from gleam_core.plan import format_size, parse_size, plan
+from gleam_core.plan import plan
+from gleam_core.sizes import format_size, parse_size
 from gleam_core.plan.accounting import configure
 from gleam_core.plan.choice import apply_choice
 from gleam_core.plan.measure import measure_step

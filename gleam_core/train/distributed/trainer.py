@@ -36,7 +36,8 @@ from ..figures import comparison, save_png
 from ..records import MetricsLog
 from ..schema import to_dict
 from ..spec import Spec
-from ..trainer import Trainer, _fmt_bytes
+from ...sizes import format_size
+from ..trainer import Trainer
 from .data import ShardedBatchStream
 from .faults import ENV as FAULT_ENV
 from .faults import maybe_inject, parse_fault
@@ -306,7 +307,7 @@ class DistributedTrainer(Trainer):
         for m, v in zip(self.stage.modules, stats["loss"]):
             losses[m] = v
         text = " ".join(f"l{m}={v:.4g}" for m, v in enumerate(losses) if v is not None)
-        return text + f" mem={_fmt_bytes(max(stats['peak_bytes'], rec['peak_bytes'] if rec else 0))}"
+        return text + f" mem={format_size(max(stats['peak_bytes'], rec['peak_bytes'] if rec else 0))}"
 
     def finish(self) -> None:
         """End of training: every hand-off taken, every record written, all ranks here."""
