@@ -1,5 +1,8 @@
-"""Measured memory of one real training step on the CPU, in a fresh process: what the planner's
-estimates are checked against (tests/python/test_plan_measured.py, benchmarks/plan.py).
+"""Measured memory of one real training step, in a fresh process: what the planner's estimates
+are checked against (tests/python/test_plan_measured.py, benchmarks/plan.py).
+
+On CUDA the growth is ``torch.cuda.max_memory_allocated`` over the step minus the allocated
+bytes before it. On the CPU:
 
 The child process builds the model, strategy and batch, records its resident set size, resets
 the kernel's peak-RSS counter (``/proc/self/clear_refs``), runs one training step and reports
@@ -45,11 +48,20 @@ def _child(payload: dict) -> dict:
     g = payload["geometry"]
     geometry = Geometry(**{**g, "spatial": tuple(g["spatial"]), "mask_spatial": tuple(g["mask_spatial"]),
                            "dtype": getattr(torch, g["dtype"].split(".")[-1])})
-    strat = build_strategy_for(spec, geometry, torch.device("cpu"))
-    batch = batch_tensors(geometry)
+    device = torch.device(payload.get("device", "cpu"))
+    strat = build_strategy_for(spec, geometry, device)
+    batch = {k: v.to(device) for k, v in batch_tensors(geometry).items()}
     batch["maps"] /= batch["maps"].abs().square().sum(1, keepdim=True).sqrt()  # normalized maps: ||A^H A|| <= 1
     problem = Problem.from_data(batch["kspace"], batch["maps"], batch["mask"], fft_ndim_of(geometry.kind))
     gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        result = strat.train_step(problem, batch["target"])
+        torch.cuda.synchronize(device)
+        return {"growth_bytes": torch.cuda.max_memory_allocated(device) - before,
+                "saved_peak": int(result.peak_memory)}
     before = _status_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     result = strat.train_step(problem, batch["target"])
@@ -57,11 +69,13 @@ def _child(payload: dict) -> dict:
     return {"growth_bytes": (peak - before) * 1024, "saved_peak": int(result.peak_memory)}
 
 
-def measure_step(spec: Spec, geometry: Geometry, *, threads: int = 1, timeout: float = 300) -> dict:
+def measure_step(spec: Spec, geometry: Geometry, *, threads: int = 1, timeout: float = 300,
+                 device: str = "cpu") -> dict:
     """Runs one training step of ``spec`` (its strategy and options) on a batch of ``geometry``
-    in a fresh CPU process; returns ``{"growth_bytes": peak RSS growth over the step,
-    "saved_peak": the saved-tensor meter's peak}``."""
-    payload = {"spec": to_dict(spec), "threads": threads,
+    in a fresh process on ``device`` ("cpu" or "cuda"); returns ``{"growth_bytes": peak growth
+    over the step (RSS on the CPU, allocated bytes on CUDA), "saved_peak": the saved-tensor
+    meter's peak}``."""
+    payload = {"spec": to_dict(spec), "threads": threads, "device": device,
                "geometry": {**dataclasses.asdict(geometry), "dtype": str(geometry.dtype)}}
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.run([sys.executable, "-m", "gleam_core.plan.measure"], input=json.dumps(payload),
