@@ -103,6 +103,9 @@ class NormUnet(nn.Module):
         super().__init__()
         self.kind, self.pools = kind, pools
         self.unet = Unet(kind, 2 * sets_in, 2 * sets_out, chans, pools)
+        # None: the U-Net runs in the parameters' dtype; torch.bfloat16/float16: under autocast
+        # (mixed precision, set through UnrolledNet.set_compute_dtype), cast back explicitly.
+        self.compute_dtype: torch.dtype | None = None
 
     def _pad(self, x: Tensor) -> tuple[Tensor, list[int]]:
         factor = [p ** self.pools for p in _pool_kernel(self.kind)]
@@ -132,7 +135,12 @@ class NormUnet(nn.Module):
         std = parts.std(dim=dims, keepdim=True).clamp_min(torch.finfo(parts.dtype).eps)
         h = to_channels(torch.view_as_complex(((parts - mean) / std).contiguous()))
         h, pads = self._pad(h)
-        h = self._crop(self.unet(h), pads)
+        if self.compute_dtype is None:
+            h = self.unet(h)
+        else:
+            with torch.autocast(h.device.type, dtype=self.compute_dtype):
+                h = self.unet(h.to(self.compute_dtype)).to(parts.dtype)
+        h = self._crop(h, pads)
         out = torch.view_as_real(from_channels(h))
         # mean/std are (B, 1, ..., 1, 2): they broadcast over any number of output sets.
         return torch.view_as_complex((out * std + mean).contiguous())

@@ -20,6 +20,7 @@ from .dc import CGDC, GradientStepDC
 from .denoisers import ResidualDenoiser, cnn_body, resnet_body
 from .inverse import InverseOptions
 from .problem import Problem, fft_ndim_of
+from .unet import NormUnet
 
 
 class Unroll(nn.Module):
@@ -139,6 +140,16 @@ class UnrolledNet(UnrollChain):
                                      f"share_groups={self.share_groups}); build the model with share_groups="
                                      f"{num_modules} so each module owns its denoiser")
         return chains
+
+    def set_compute_dtype(self, dtype: torch.dtype | None) -> None:
+        """Runs every denoiser's CNN (VarNet: every NormUnet's U-Net) in ``dtype`` under autocast
+        (torch.bfloat16 or torch.float16; None: the parameters' dtype). Data consistency is
+        unaffected (complex64/128)."""
+        if dtype not in (None, torch.bfloat16, torch.float16):
+            raise ValueError(f"compute dtype must be None, torch.bfloat16 or torch.float16, got {dtype!r}")
+        for m in self.modules():
+            if isinstance(m, (ResidualDenoiser, NormUnet)):
+                m.compute_dtype = dtype
 
     def description(self) -> dict:
         """What :meth:`from_description` needs to rebuild this architecture (stored in checkpoints)."""

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+from torch._subclasses.fake_tensor import FakeTensor
 
 from ..interop.arrays import accepts_arrays
 from . import _checks, _library, reference
@@ -40,10 +41,17 @@ class CGResult(NamedTuple):
     iterations: Tensor
 
 
+def _has_values(t: Tensor) -> bool:
+    """Whether ``t``'s values can be inspected without cost or harm: a CPU tensor outside
+    ``torch.compile`` and not a fake tensor (memory planning runs steps on fake tensors; their
+    masks carry their structure in their shape, size 1 on constant axes)."""
+    return t.device.type == "cpu" and not torch.compiler.is_compiling() and not isinstance(t, FakeTensor)
+
+
 def _compact_constant_axes(mask: Tensor, spatial_axes: list[int]) -> Tensor:
     """Shrinks to size 1 the given axes along which the mask does not vary."""
-    if mask.device.type != "cpu" or mask.requires_grad or torch.compiler.is_compiling():
-        return mask  # value checks would synchronize a GPU or break a compiled graph
+    if mask.requires_grad or not _has_values(mask):
+        return mask  # value checks would synchronize a GPU, break a compiled graph or fail on fake tensors
     for axis in spatial_axes:
         if mask.shape[axis] > 1:
             first = mask.narrow(axis, 0, 1)
@@ -189,8 +197,7 @@ class SenseOp:
             raise ValueError(f"tol must be a non-negative float, got {tol!r}")
         lam_t = _checks.per_batch_param("lam", lam, b.shape[0], self.mask.dtype, b.device)
         # Checked where it costs no device sync; NaN would pass a plain `lam < 0` test.
-        if lam_t.device.type == "cpu" and not torch.compiler.is_compiling() and \
-                not bool((torch.isfinite(lam_t) & (lam_t >= 0)).all()):
+        if _has_values(lam_t) and not bool((torch.isfinite(lam_t) & (lam_t >= 0)).all()):
             raise ValueError(f"lam must be finite and >= 0 (A^H A + lam I must be positive semi-definite), "
                              f"got {lam_t.tolist()}")
         if self.use_reference:

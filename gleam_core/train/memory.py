@@ -22,6 +22,25 @@ import torch
 from torch import Tensor
 
 _ACTIVE: list["SavedTensorMeter"] = []
+_ALSO_EXCLUDED: set[int] = set()
+
+
+def _storage_key(t: Tensor) -> int:
+    """Identifies a tensor's storage, shared by its views; works for fake tensors, which have no
+    data pointer."""
+    return t.untyped_storage()._cdata
+
+
+@contextlib.contextmanager
+def also_excluded(tensors: Iterable[Tensor]) -> Iterator[None]:
+    """Meters built inside the block do not count ``tensors`` either (the planner's fake twins of
+    real parameters, which a strategy's own exclusion list cannot know)."""
+    keys = {_storage_key(t) for t in tensors} - _ALSO_EXCLUDED
+    _ALSO_EXCLUDED.update(keys)
+    try:
+        yield
+    finally:
+        _ALSO_EXCLUDED.difference_update(keys)
 
 
 class _Saved:
@@ -51,8 +70,8 @@ class SavedTensorMeter:
     """
 
     def __init__(self, exclude: Iterable[Tensor] = (), parent: "SavedTensorMeter | None" = None) -> None:
-        self._excluded = {t.untyped_storage().data_ptr() for t in exclude}
-        self._live: dict[int, list[int]] = {}  # storage pointer -> [holders, bytes]
+        self._excluded = {_storage_key(t) for t in exclude} | _ALSO_EXCLUDED
+        self._live: dict[int, list[int]] = {}  # storage key -> [holders, bytes]
         self.parent = parent
         self.current = 0
         self.peak = 0
@@ -85,7 +104,7 @@ class SavedTensorMeter:
     def _track(self, storage_of: Tensor, holder: object) -> None:
         """Counts ``storage_of``'s storage until ``holder`` (what autograd keeps) is freed."""
         storage = storage_of.untyped_storage()
-        ptr, nbytes = storage.data_ptr(), storage.nbytes()
+        ptr, nbytes = storage._cdata, storage.nbytes()
         if nbytes == 0 or ptr in self._excluded:
             return
         self._acquire(ptr, nbytes)

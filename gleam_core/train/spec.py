@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import torch
 import yaml
 
 from ..data.masks import mask_from_spec
@@ -26,7 +27,10 @@ from .distributed.config import DistributedOptions, check_distributed
 from .optim import OptimizerConfig
 from .schema import SpecError, from_dict, set_path, to_dict
 
-STRATEGY_NAMES = ("e2e", "checkpoint", "invertible", "gleam")
+STRATEGY_NAMES = ("e2e", "checkpoint", "invertible", "gleam")  # and "auto": chosen by gleam_core.plan
+# ``precision:`` -> the dtype the denoisers' CNNs run in under autocast (None: the parameters').
+# Data consistency and the ops stay complex64; fp16 adds a gradient scaler per optimizer.
+COMPUTE_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -71,6 +75,8 @@ class GleamOptions:
     modules: int = field(default=4, metadata={"min": 1})
     devices: list[str] | None = None                         # lanes; module m on devices[m % P]
     overlap: bool | Literal["auto"] = "auto"
+    # hand-offs a module may have produced that the next module (other lane or rank) has not taken
+    queue_depth: int = field(default=1, metadata={"min": 1})
 
 
 @dataclass
@@ -100,7 +106,10 @@ class Spec:
     seed: int = 0
     device: str = "cpu"
     threads: int | None = field(default=None, metadata={"min": 1})   # torch intra-op threads
-    strategy: Literal["e2e", "checkpoint", "invertible", "gleam"] = "e2e"
+    strategy: Literal["e2e", "checkpoint", "invertible", "gleam", "auto"] = "e2e"
+    # strategy auto: the fastest strategy whose training step fits this budget (gleam-plan's choice)
+    memory_budget: str | int | None = None
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # the denoisers' CNNs; DC stays complex64
     loss: Literal["l1", "l2", "ssim"] = "l1"
     data: DataConfig = field(default_factory=DataConfig)
     masks: dict = field(default_factory=lambda: {"type": "random", "center_fractions": [0.08], "accelerations": [4]})
@@ -153,10 +162,12 @@ def parse_source(text: str, key: str) -> DataSource:
     return src
 
 
-def check_spec(spec: Spec) -> None:
-    """Rules that span keys (and data paths made absolute)."""
-    check_source(spec.data.train, "data.train")
-    check_source(spec.data.val, "data.val")
+def check_spec(spec: Spec, check_data: bool = True) -> None:
+    """Rules that span keys (and data paths made absolute). ``check_data=False`` skips the data
+    sources (memory planning for data that live on another machine)."""
+    if check_data:
+        check_source(spec.data.train, "data.train")
+        check_source(spec.data.val, "data.val")
     s = spec.schedule
     if (s.iterations is None) == (s.epochs is None):
         raise SpecError("schedule", f"give exactly one of 'iterations' or 'epochs', got iterations={s.iterations!r}, "
@@ -165,6 +176,14 @@ def check_spec(spec: Spec) -> None:
         spec.model.check(spec.data.kind)
     except ValueError as exc:
         raise SpecError("model", str(exc)) from exc
+    if spec.strategy == "auto" and spec.memory_budget is None:
+        raise SpecError("memory_budget", "strategy 'auto' needs a memory budget per device, e.g. memory_budget: 20GiB")
+    if spec.memory_budget is not None:
+        from ..sizes import parse_size
+        try:
+            parse_size(spec.memory_budget)
+        except ValueError as exc:
+            raise SpecError("memory_budget", str(exc)) from exc
     u = spec.model.unrolls
     if spec.strategy == "gleam" and u % spec.gleam.modules:
         raise SpecError("gleam.modules", f"got {spec.gleam.modules}, which does not divide model.unrolls={u} "
@@ -172,6 +191,10 @@ def check_spec(spec: Spec) -> None:
     if spec.strategy == "checkpoint" and u % spec.checkpoint.segment:
         raise SpecError("checkpoint.segment", f"got {spec.checkpoint.segment}, which does not divide "
                                               f"model.unrolls={u} (allowed: a divisor of {u})")
+    if spec.strategy == "invertible" and spec.precision != "fp32":
+        raise SpecError("precision", f"got {spec.precision!r} with strategy invertible, which rebuilds each unroll's "
+                                     "input by a fixed-point inverse of the denoiser: in reduced precision its error "
+                                     "(~1e-2 for bf16) corrupts the gradients. Allowed with invertible: fp32")
     try:
         mask_from_spec(spec.masks)
     except ValueError as exc:
@@ -179,8 +202,9 @@ def check_spec(spec: Spec) -> None:
     check_distributed(spec)
 
 
-def parse_spec(raw: dict, overrides: list[str] = ()) -> Spec:
-    """Validates a raw spec mapping after applying ``key.path=value`` overrides."""
+def parse_spec(raw: dict, overrides: list[str] = (), check_data: bool = True) -> Spec:
+    """Validates a raw spec mapping after applying ``key.path=value`` overrides (``check_data``:
+    see :func:`check_spec`)."""
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise SpecError("", f"the spec must be a mapping of sections, got {type(raw).__name__}")
@@ -188,11 +212,11 @@ def parse_spec(raw: dict, overrides: list[str] = ()) -> Spec:
     for assignment in overrides:
         set_path(raw, assignment)
     spec = from_dict(Spec, raw)
-    check_spec(spec)
+    check_spec(spec, check_data)
     return spec
 
 
-def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
+def load_spec(path: str | Path, overrides: list[str] = (), check_data: bool = True) -> Spec:
     """Reads and validates a YAML spec file (see :func:`parse_spec`)."""
     path = Path(path)
     if not path.is_file():
@@ -202,7 +226,7 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise SpecError("", f"{path} is not valid YAML: {exc}") from exc
-    return parse_spec(raw, overrides)
+    return parse_spec(raw, overrides, check_data)
 
 
 def spec_to_yaml(spec: Spec) -> str:
