@@ -19,6 +19,7 @@ pass; on CUDA no early stop).
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -88,6 +89,8 @@ def measured_costs(spec: Spec, geometry: Geometry, device: str, repeats: int = 3
             y = clock("forward_nograd", lambda: unroll(x, problem))
         clock("inverse", lambda: unroll.inverse(y, problem, options))
     med = {k: statistics.median(v[1:]) for k, v in times.items()}
+    if math.isinf(unroll.inverse_gain()) and spec.invertible.anchor_every in ("auto", 1):
+        med["inverse"] = 0.0  # no usable inverse (VarNet): every unroll's input is anchored, none inverted
     return PassCosts(med["forward"], med["backward"], med["forward_nograd"], med["inverse"],
                      f"timed one unroll on {dev.type} ({g.describe()})")
 

@@ -172,12 +172,13 @@ EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples
 
 
 @pytest.mark.filterwarnings("ignore:invertible:UserWarning")
-@pytest.mark.parametrize("strategy", ["e2e", "checkpoint", "invertible", "gleam"])
-def test_varnet_example_trains_with_every_strategy(tmp_path, capsys, strategy):
+@pytest.mark.parametrize("strategy, precision", [("e2e", "fp32"), ("checkpoint", "fp32"), ("invertible", "fp32"),
+                                                 ("gleam", "fp32"), ("gleam", "bf16")])
+def test_varnet_example_trains_with_every_strategy(tmp_path, capsys, strategy, precision):
     from gleam_core.cli.train import main as train_main
     out = tmp_path / strategy
     code = train_main(["--spec", str(EXAMPLES / "varnet.yaml"), "--set", f"output={out}",
-                       "--set", f"strategy={strategy}",
+                       "--set", f"strategy={strategy}", "--set", f"precision={precision}",
                        "--set", "schedule.iterations=2", "--set", "data.train.synthetic.shape=[32, 32]",
                        "--set", "data.val.synthetic.shape=[32, 32]", "--set", "data.val.synthetic.n=2",
                        "--set", "data.train.synthetic.n=2", "--set", "data.train.synthetic.coils=4",
@@ -205,3 +206,19 @@ def test_varnet_on_3d_and_cine_synthetic_items(name):
     with torch.no_grad():
         out = model(problem)
     assert out.shape == target.shape and torch.isfinite(out).all()
+
+
+def test_gleam_plan_plans_varnet(capsys):
+    """gleam-plan on the VarNet example: every strategy's peak, and invertible timed like
+    checkpoint (no usable inverse: every cascade anchored, none inverted)."""
+    import json
+
+    from gleam_core.cli.plan import main as plan_main
+    code = plan_main(["--spec", str(EXAMPLES / "varnet.yaml"), "--set", "data.train.synthetic.shape=[32, 32]",
+                      "--set", "model.unrolls=2", "--set", "gleam.modules=2", "--budget", "4GiB", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert {c["strategy"] for c in out["candidates"]} == {"e2e", "checkpoint", "invertible", "gleam"}
+    times = {(c["strategy"], c["segments"]): c["relative_time"] for c in out["candidates"]}
+    assert times[("invertible", None)] < 2.0  # an inverse would cost about 30 forward passes
+    assert all(c["peak_bytes"] > 0 for c in out["candidates"])
