@@ -59,7 +59,7 @@ MEL_ITERS = 5       # fixed-point iterations per residual inverse, as MEL's auth
 CONFIGS = {
     "2d": {
         "title": "2D: synthetic knee slices {shape}, {coils} coils, 4x random 1D mask; PGD, {unrolls} unrolls, "
-                 "ResNet F={features} ({blocks} blocks); batch {batch}; gleam: {modules} modules",
+                 "ResNet F={features} ({blocks} blocks); batch {batch}; gleam: {modules}",
         "raw": {"data": {"kind": "2d", "batch_size": 1, "val_batch_size": 4,
                          "train": {"synthetic": {"kind": "knee2d", "n": 48, "shape": [192, 192], "coils": 8,
                                                  "noise": 0.02, "seed": 1000}},
@@ -72,7 +72,7 @@ CONFIGS = {
     },
     "3d": {
         "title": "3D: synthetic knee volumes {shape}, {coils} coils, 4x Poisson-disc (ky, kz) mask; PGD, {unrolls} "
-                 "unrolls, 3D ResNet F={features} ({blocks} blocks); batch {batch}; gleam: {modules} modules",
+                 "unrolls, 3D ResNet F={features} ({blocks} blocks); batch {batch}; gleam: {modules}",
         "raw": {"data": {"kind": "3d", "batch_size": 1, "val_batch_size": 1,
                          "train": {"synthetic": {"kind": "knee3d", "n": 12, "shape": [32, 64, 64], "coils": 8,
                                                  "noise": 0.02, "seed": 1000}},
@@ -163,7 +163,7 @@ class Bench:
                     tracker.reset_mod_stats()
         snap = tracker.get_tracker_snapshot("peak")
         dev = next(iter(snap))
-        return {str(k).split(".")[-1].lower(): float(v) for k, v in snap[dev].items()}
+        return {str(getattr(k, "value", k)).lower(): float(v) for k, v in snap[dev].items()}
 
     # -- time pass --------------------------------------------------------------------------
     def time_rows(self, rows: dict[str, list[str]], rounds: int, steps: int) -> dict[str, list[float]]:
@@ -309,7 +309,7 @@ def run_config(name: str, args, device: torch.device, out_dir: Path) -> str:
     syn = spec.data.train.synthetic
     title = cfg["title"].format(shape="x".join(map(str, syn["shape"])), coils=syn["coils"], unrolls=u,
                                 features=spec.model.denoiser.features, blocks=spec.model.denoiser.blocks,
-                                batch=spec.data.batch_size, modules=f"{m} of {k} unrolls")
+                                batch=spec.data.batch_size, modules=f"{m} modules of {k} unrolls")
     bounded = [f"model.denoiser.lipschitz={LIPSCHITZ}"]
     invertible = ["strategy=invertible", *bounded, f"invertible.iters={MEL_ITERS}"]
 
@@ -342,7 +342,8 @@ def run_config(name: str, args, device: torch.device, out_dir: Path) -> str:
                                                                                         f"model.unrolls={n_eq}"]}
     if paper and n_eq != k:
         acc_rows[f"e2e, {k} unrolls"] = ["strategy=e2e", f"model.unrolls={k}"]
-    acc_rows.update({"invertible": invertible, "e2e, bounded f": ["strategy=e2e", *bounded]})
+    if args.accuracy_rows == "all":
+        acc_rows.update({"invertible": invertible, "e2e, bounded f": ["strategy=e2e", *bounded]})
     mem_rows = {**rows_time, **{lab: ov for lab, ov in acc_rows.items() if lab not in rows_time}}
     memory = {label: measured(ov) for label, ov in mem_rows.items()}
 
@@ -367,8 +368,10 @@ def run_config(name: str, args, device: torch.device, out_dir: Path) -> str:
         n = min(len(results[a]), len(results[b]))
         return [x - y for x, y in zip(finals(a)[:n], finals(b)[:n])]
 
+    seed_note = ("invertible and its control not trained" if args.accuracy_rows == "pairs" else
+                 "all rows" if args.seed_rows == "all" else "invertible and its control on the first seed only")
     lines = [f"### {name}", "", title + ".", "",
-             f"Seeds {args.seeds} ({'all rows' if args.seed_rows == 'all' else 'invertible and its control on the first seed only'}); "
+             f"Seeds {args.seeds} ({seed_note}); "
              f"{args.iterations} iterations, validation every {args.val_every}; zero-filled val PSNR {zf:.2f} dB. "
              f"Curves: `{png.name}`.", "",
              "| row | full memory MiB (params / grads / optimizer / activations / temp) | time/iter ms (median) | "
@@ -399,10 +402,12 @@ def run_config(name: str, args, device: torch.device, out_dir: Path) -> str:
     if paper:
         lines.append(f"- Paper's pairing (e2e N = {k} unrolls vs gleam 3N = {u} unrolls in 3 modules): "
                      f"**{mean_std(diffs('gleam', f'e2e, {k} unrolls'))} dB**.")
-    lines += [f"- gleam vs e2e of the same depth ({u} unrolls): {mean_std(diffs('gleam', 'e2e'))} dB; "
-              f"invertible vs e2e: {mean_std(diffs('invertible', 'e2e'))} dB, of which the Lipschitz constraint "
-              f"(e2e, bounded f vs e2e) {mean_std(diffs('e2e, bounded f', 'e2e'))} dB and the inversion "
-              f"(invertible vs e2e, bounded f) {mean_std(diffs('invertible', 'e2e, bounded f'))} dB.",
+    lines.append(f"- gleam vs e2e of the same depth ({u} unrolls): {mean_std(diffs('gleam', 'e2e'))} dB.")
+    if "invertible" in results:
+        lines.append(f"- invertible vs e2e: {mean_std(diffs('invertible', 'e2e'))} dB, of which the Lipschitz "
+                     f"constraint (e2e, bounded f vs e2e) {mean_std(diffs('e2e, bounded f', 'e2e'))} dB and the "
+                     f"inversion (invertible vs e2e, bounded f) {mean_std(diffs('invertible', 'e2e, bounded f'))} dB.")
+    lines += [
               f"- Speed (paper: gleam 1.3x faster than checkpointing and invertible at equal memory): gleam "
               f"{med['gleam'] * 1e3:.0f} ms/iter; {ck_eq} (closest full memory to gleam: "
               f"{mib(memory[ck_eq]['total'])} MiB) **{med[ck_eq] / med['gleam']:.2f}x** gleam's time; checkpoint "
@@ -438,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--seed-rows", choices=("all", "pairs"), default="all",
                    help="pairs: seeds after the first train only e2e, gleam and their pairs")
+    p.add_argument("--accuracy-rows", choices=("all", "pairs"), default="all",
+                   help="pairs: invertible and its control are measured for memory and time but not trained")
     p.add_argument("--timing-rounds", type=int, default=5)
     p.add_argument("--timing-steps", type=int, default=3)
     p.add_argument("--set", action="append", default=[], metavar="CONFIG:KEY=VALUE",
