@@ -359,7 +359,7 @@ def run_config(name: str, args, device: torch.device, out_dir: Path) -> str:
             results[label].append(r)
     zf = bench.zero_filled()
     png = out_dir / f"strategies_{name}_curves.png"
-    plot_curves({lab: [r["curve"] for r in rs] for lab, rs in results.items()}, f"{name}: {title}", png)
+    plot_curves({lab: [r["curve"] for r in rs] for lab, rs in results.items()}, name, png)
 
     def finals(label: str) -> list[float]:
         return [r["curve"][-1][1] for r in results[label]]
