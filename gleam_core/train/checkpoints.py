@@ -1,5 +1,7 @@
 """Training checkpoints in ``<run>/checkpoints/iter_<NNNNNNNN>.pt``, written atomically, the
-last ``keep_last`` kept.
+last ``keep_last`` kept, and ``<run>/checkpoints/best.pt``: the one of the best validation
+score so far (its ``best`` entry names the metric, value and iteration), which gleam-eval and
+gleam-recon read by default from a run directory.
 
 A checkpoint holds everything a resumed run needs to continue exactly as if uninterrupted:
 the model's weights and description, the strategy's optimizer and scheduler states (one per
@@ -23,6 +25,7 @@ from ..atomic import atomic_torch_save
 
 FORMAT = "gleam-checkpoint/1"
 _NAME = re.compile(r"iter_(\d{8})\.pt$")
+BEST_NAME = "best.pt"
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -64,8 +67,15 @@ def check_losses_finite(losses: Sequence[float], modules: Sequence[int], iterati
                            f"Lower optimizer.lr or set optimizer.grad_clip, {then}.")
 
 
-def save_checkpoint(run_dir: str | Path, iteration: int, payload: dict, keep_last: int) -> Path:
+def best_checkpoint(run_dir: str | Path) -> Path | None:
+    """The run's best-validation checkpoint, if one was kept."""
+    path = checkpoint_dir(run_dir) / BEST_NAME
+    return path if path.is_file() else None
+
+
+def save_checkpoint(run_dir: str | Path, iteration: int, payload: dict, keep_last: int, best: bool = False) -> Path:
     """Writes ``payload`` (plus format and iteration) atomically; deletes all but the newest ``keep_last``.
+    With ``best`` it writes (replaces) ``best.pt`` instead and deletes nothing.
     Refuses (:class:`TrainingDiverged`) weights ``payload["model"]`` that are not all finite, so a
     finite loss over NaN gradients never replaces the last good checkpoint."""
     bad = [k for k, v in payload.get("model", {}).items()
@@ -76,8 +86,10 @@ def save_checkpoint(run_dir: str | Path, iteration: int, payload: dict, keep_las
                                f"{' ...' if len(bad) > 3 else ''}; no checkpoint written, the last good one is "
                                f"{last if last is not None else '(none yet)'}. Lower optimizer.lr or set "
                                "optimizer.grad_clip.")
-    path = checkpoint_dir(run_dir) / f"iter_{iteration:08d}.pt"
+    path = checkpoint_dir(run_dir) / (BEST_NAME if best else f"iter_{iteration:08d}.pt")
     atomic_torch_save({"format": FORMAT, "iteration": iteration, **payload}, path)
+    if best:
+        return path
     for old in list_checkpoints(run_dir)[:-keep_last]:
         old.unlink(missing_ok=True)
     return path
@@ -102,11 +114,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def resolve_checkpoint(run_or_file: str | Path) -> Path:
-    """A checkpoint file itself, or the latest checkpoint of a run directory."""
+    """A checkpoint file itself, or a run directory's best-validation checkpoint (its latest
+    when the run kept no best)."""
     p = Path(run_or_file)
     if p.is_dir() and p.name == "checkpoints" and not checkpoint_dir(p).is_dir():
         p = p.parent  # the run's checkpoint folder itself
     if p.is_dir():
+        best = best_checkpoint(p)
+        if best is not None:
+            return best
         latest = latest_checkpoint(p)
         if latest is None:
             raise FileNotFoundError(f"run directory {str(p)!r} has no checkpoints in {str(checkpoint_dir(p))!r}")
@@ -114,8 +130,18 @@ def resolve_checkpoint(run_or_file: str | Path) -> Path:
     return p
 
 
+def describe_checkpoint(path: Path, state: dict) -> str:
+    """Which checkpoint a tool read, for its users: ``"runs/x/checkpoints/best.pt (best
+    validation psnr 24.31 dB at iteration 400)"`` or ``"... (iteration 600)"``."""
+    best = state.get("best")
+    if path.name == BEST_NAME and isinstance(best, dict):
+        return (f"{path} (best validation {best['metric']} {best['value']:.2f} dB at iteration "
+                f"{state.get('iteration')})")
+    return f"{path} (iteration {state.get('iteration')})"
+
+
 def load_model(run_or_file: str | Path, device: str | torch.device = "cpu") -> tuple[UnrolledNet, dict]:
-    """The trained network of a checkpoint (or a run's latest), in eval mode on ``device``."""
+    """The trained network of a checkpoint (or a run's best, else latest), in eval mode on ``device``."""
     state = load_checkpoint(resolve_checkpoint(run_or_file))
     model = UnrolledNet.from_description(state["model_description"])
     model.load_state_dict(state["model"])
