@@ -391,11 +391,13 @@ def run_config(name: str, args, device: torch.device, out_dir: Path) -> str:
         lines.append(f"| {label} | {mib(mm['total'])} ({parts}) | {t} | {p} |")
     e2e_curve = [statistics.mean(v) for v in zip(*[[y for _, y in r["curve"]] for r in results["e2e"]])]
     quarter = max(1, len(e2e_curve) // 4)
+    curve_its = [i for i, _ in results["e2e"][0]["curve"]]
+    late_from = curve_its[-1 - quarter] if len(curve_its) > quarter else 0
     late_gain = e2e_curve[-1] - e2e_curve[-1 - quarter] if len(e2e_curve) > quarter else float("nan")
     ck_eq = f"checkpoint (segment {seg_eq})" if seg_eq != 1 else "checkpoint (segment 1)"
     lines += ["",
               f"- Plateau check: e2e gained {late_gain:+.2f} dB over the last quarter of training "
-              f"(iterations {e2e_curve and results['e2e'][0]['curve'][-1 - quarter][0]}–{args.iterations}).",
+              f"(iterations {late_from}–{args.iterations}).",
               f"- Equal full memory: gleam ({u} unrolls, {m} modules, {mib(gleam_mem)} MiB) vs e2e with {n_eq} "
               f"unrolls ({mib(memory[f'e2e, {n_eq} unrolls']['total'])} MiB): "
               f"**{mean_std(diffs('gleam', f'e2e, {n_eq} unrolls'))} dB** (paper: +1.1 dB 2D, +1.8 dB 3D)."]
