@@ -32,13 +32,12 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> list[Path]:
     from ..atomic import atomic_h5
     from ..metrics import center_crop
-    from ..train.checkpoints import load_model, resolve_checkpoint
+    from ..devices import parse_device
+    from ..recon import load_model, reconstruct_volumes, resolve_checkpoint
     from ..train.datasets import build_dataset, masks_option
     from ..ops import rss
-    from ..train.evaluation import reconstruct_volumes
     from ..train.figures import comparison, save_png
     from ..train.spec import parse_source, parse_spec
-    from ..train.strategies import parse_device
 
     device = parse_device(args.device, "--device")
     model, state = load_model(resolve_checkpoint(args.checkpoint), device)
