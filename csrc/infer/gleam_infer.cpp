@@ -19,6 +19,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#include <caffe2/serialize/inline_container.h>
 #include <torch/script.h>
 
 #include <dlfcn.h>
@@ -146,16 +147,19 @@ class Model {
 
  private:
   static std::string read_torchscript_metadata(const std::string& path) {
-    // Reading the extra file alone (no graph) works without the ops, so check_ops can explain.
-    torch::jit::ExtraFilesMap files{{"gleam.json", ""}};
+    // Straight from the archive, without compiling the graph (which fails without the ops).
+    std::string text;
     try {
-      torch::jit::load(path, c10::nullopt, files);
+      caffe2::serialize::PyTorchStreamReader reader(path);
+      if (reader.hasRecord("extra/gleam.json")) {
+        auto [data, size] = reader.getRecord("extra/gleam.json");
+        text.assign(static_cast<const char*>(data.get()), size);
+      }
     } catch (const c10::Error&) {
-      // An unknown gleam:: op stops the graph's loading after the extra files were read.
+      throw std::runtime_error(path + ": not a TorchScript archive (or truncated)");
     }
-    if (files["gleam.json"].empty()) throw std::runtime_error(path + ": not a gleam-export TorchScript file "
-                                                              "(no gleam.json inside)");
-    return files["gleam.json"];
+    if (text.empty()) throw std::runtime_error(path + ": not a gleam-export TorchScript file (no gleam.json inside)");
+    return text;
   }
 
   bool pt2_ = false;

@@ -11,7 +11,8 @@ What is fixed at export and what stays free:
   FFTs along them), its batch axis too (one mask for the batch). Masks of another layout must
   be exported for (e.g. ``mask_axes="HW"`` for 2D Poisson-disc masks on 2D data).
 * pt2: the batch size B, the coils C and every spatial size are symbolic (B >= 1, C >= 1,
-  sizes >= 2), checked by the package when called. Maps have the batch size of the k-space
+  sizes >= 2), checked by the package when called; inputs must be contiguous (the package is
+  compiled for the example's strides). Maps have the batch size of the k-space
   (no sharing by B = 1), and cine maps have size 1 along T (shared by all frames).
 * TorchScript (``torch.jit.trace``): shapes are read at run time, so the same freedom holds;
   deprecated by PyTorch in favour of ``torch.export``, but still what many sites deploy.

@@ -28,8 +28,11 @@ def make(out: Path) -> None:
     from gleam_core.recon import ReconNet
     from recon_cases import model_inputs, tiny_run, undersampled_file
 
+    import shutil
+
     torch.set_num_threads(1)
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)   # a fresh fixture each ctest run (runs refuse to overwrite)
+    out.mkdir(parents=True)
     for kind in KINDS:
         run = tiny_run(out, kind)
         path = undersampled_file(out / f"data_{kind}", kind)
@@ -56,8 +59,8 @@ def check(out: Path, reference: Path) -> int:
         print(f"{out}: image {tuple(got.shape)} {got.dtype}, expected {tuple(ref.shape)} complex64")
         return 1
     err = float((got - ref).norm() / ref.norm())
-    mag_err = float((magnitude - got.abs().square().sum(1 if got.dim() == 4 and ref.dim() == 4 else 0).sqrt()).norm()
-                    / magnitude.norm())
+    sets_axis = 0 if tuple(magnitude.shape) == tuple(got.shape[1:]) else 1   # (M, *S) or (N, M, H, W)
+    mag_err = float((magnitude - got.abs().square().sum(sets_axis).sqrt()).norm() / magnitude.norm())
     print(f"{out.name}: relative error {err:.2e} against {reference.name}; magnitude consistency {mag_err:.2e}")
     return 0 if err < 1e-5 and mag_err < 1e-6 else 1
 

@@ -73,4 +73,6 @@ def model_inputs(path: Path, kind: str) -> tuple[torch.Tensor, torch.Tensor, tor
         return kspace, maps, mask.reshape(1, 1, 1, -1)
     if kind == "3d":
         return kspace[None], maps[None], mask.reshape(1, 1, 1, *mask.shape)
-    return kspace.transpose(0, 1)[None], maps[:, :, None][None], mask.reshape(1, 1, mask.shape[0], 1, mask.shape[1])
+    # Contiguous, as exported packages expect (AOTInductor assumes the example's strides).
+    return (kspace.transpose(0, 1)[None].contiguous(), maps[:, :, None][None],
+            mask.reshape(1, 1, mask.shape[0], 1, mask.shape[1]))
