@@ -7,6 +7,7 @@ package (~15-50 s on a 2-core CPU), so each kind is exported once per format and
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,10 +80,11 @@ def artifacts(cases):
     return get
 
 
-def run_fresh(artifact: Path, fmt: str, inputs: list[tuple[torch.Tensor, ...]], tmp: Path) -> dict:
+def run_fresh(artifact: Path, fmt: str, inputs: list[tuple[torch.Tensor, ...]], tmp: Path,
+              env: dict[str, str] | None = None) -> dict:
     torch.save(inputs, tmp / "inputs.pt")
     subprocess.run([sys.executable, "-c", FRESH, str(artifact), fmt, str(tmp / "inputs.pt"), str(tmp / "out.pt")],
-                   check=True, timeout=300)
+                   check=True, timeout=300, env={**os.environ, **(env or {})})
     return torch.load(tmp / "out.pt")
 
 
@@ -126,12 +128,12 @@ def test_sizes_are_free(cases, artifacts, fmt, tmp_path):
 
 @pytest.mark.slow
 def test_pt2_refuses_a_wrong_layout(cases, artifacts, tmp_path):
-    """A mask of another layout than exported (2D mask for a 1D-mask export) is refused, not
-    broadcast silently."""
-    kspace, maps, _ = example_inputs("2d", (1, 3, 16, 16), 1, "W")
+    """With AOTInductor's input checks on, a mask of another layout than exported (a 2D mask for
+    a 1D-mask export) is refused, not broadcast silently."""
+    kspace, maps, _ = example_inputs("2d", (2, 3, 16, 16), 1, "W")
     mask = torch.ones(1, 1, 16, 16)
     with pytest.raises(subprocess.CalledProcessError):
-        run_fresh(artifacts("2d", "pt2"), "pt2", [(kspace, maps, mask)], tmp_path)
+        run_fresh(artifacts("2d", "pt2"), "pt2", [(kspace, maps, mask)], tmp_path, {"AOTI_RUNTIME_CHECK_INPUTS": "1"})
 
 
 def test_export_arguments_are_checked(cases, tmp_path, capsys):
