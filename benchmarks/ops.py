@@ -17,11 +17,18 @@ Implementations:
   naive  x*maps -> ifftshift -> fftn -> fftshift -> *mask and back, full coil stack (fastMRI style)
   best   pure PyTorch, readout-decoupled, coils in chunks of 4, shifts folded into a pre-shifted
          mask and pre-shifted maps (computed once, outside the timing, as an operator object would)
+
+sigpy, where installed (with CuPy for --device cuda): a second table for the normal op on one
+image in sigpy's shapes (maps (C, *S), image (*S); cases whose FFT covers all of S), timing
+sigpy.mri.linop.Sense(maps, weights=mask**2).N against gleam_core.interop.sigpy.Sense(maps,
+mask).N (our fused op through the Linop adapter, on NumPy/CuPy arrays) and SenseOp.normal on
+torch tensors (the adapter's overhead); --no-sigpy leaves it out.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -266,6 +273,43 @@ def check_agreement(case: Case, device: str):
                 raise RuntimeError(f"{case.name}/{op}: {k} differs from naive by {err:.2e}")
 
 
+# ---- sigpy (where installed): its Sense normal op against ours through the Linop adapter ----
+
+def sigpy_normal_times(case: Case, device: str, min_reps: int, budget_s: float) -> dict | None:
+    """Median normal-op times of sigpy's Sense, our adapter and SenseOp on one image; None when
+    sigpy (CuPy on cuda) is missing or sigpy's Sense cannot express the case (FFT over part of S)."""
+    if case.fft_ndim != len(case.spatial):
+        return None
+    try:
+        import sigpy.mri
+        from gleam_core.interop.sigpy import Sense
+        xp = importlib.import_module("numpy" if device == "cpu" else "cupy")
+    except ImportError:
+        return None
+    x, maps, _, mask = make_inputs(case, device)
+    to_xp = (lambda t: t.numpy()) if device == "cpu" else xp.from_dlpack  # shared, not copied
+    xs, mps, m = to_xp(x[0, 0]), to_xp(maps[0, :, 0]), to_xp(mask[0, 0])
+    theirs = sigpy.mri.linop.Sense(mps, weights=m ** 2).N
+    ours = Sense(mps, m).N
+    op = ops.SenseOp(maps, mask, fft_ndim=case.fft_ndim)
+    want = theirs(xs)
+    err = float(xp.linalg.norm(ours(xs) - want) / xp.linalg.norm(want))
+    if err > 1e-4:
+        raise RuntimeError(f"{case.name}/normal: the sigpy adapter differs from sigpy's Sense by {err:.2e}")
+    fns = {"sigpy": lambda: theirs(xs), "adapter": lambda: ours(xs), "gleam": lambda: op.normal(x)}
+    return time_round_robin(fns, device, min_reps, budget_s)
+
+
+def render_sigpy(rows: list[dict]) -> list[str]:
+    head = "| case | op | sigpy ms | gleam via adapter ms | gleam torch ms | sigpy/adapter | adapter/torch |"
+    out = ["", "sigpy's Sense (one image, sigpy's shapes) against ours through gleam_core.interop.sigpy:", "",
+           head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        out.append(f"| {r['case']} | normal | {r['sigpy'] * 1e3:.2f} | {r['adapter'] * 1e3:.2f} | "
+                   f"{r['gleam'] * 1e3:.2f} | {r['sigpy'] / r['adapter']:.2f} | {r['adapter'] / r['gleam']:.2f} |")
+    return out
+
+
 def _status_bytes(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -335,6 +379,7 @@ def main(argv=None) -> int:
     p.add_argument("--min-reps", type=int, default=5)
     p.add_argument("--budget", type=float, default=4.0, help="seconds of timing per (case, op)")
     p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--no-sigpy", action="store_true", help="leave out the sigpy table")
     p.add_argument("--markdown", help="also write the table as markdown to this file")
     p.add_argument("--_memory-child", nargs=3, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -367,6 +412,16 @@ def main(argv=None) -> int:
             print(f"{cname:8s} {op:8s} gleam {fmt_ms(r['t_gleam'])} ms  naive {fmt_ms(r['t_naive'])}  "
                   f"best {fmt_ms(r['t_best'])}  floor x{ffts} {fmt_ms(floor * ffts)}", flush=True)
     lines = render(rows, machine, a.no_memory)
+    sigpy_rows = []
+    if not a.no_sigpy and "normal" in a.ops.split(","):
+        for cname in a.cases.split(","):
+            t = sigpy_normal_times(CASES[cname], dev, a.min_reps, a.budget)
+            if t is not None:
+                sigpy_rows.append({"case": cname, **t})
+                print(f"{cname:8s} normal   sigpy {fmt_ms(t['sigpy'])} ms  adapter {fmt_ms(t['adapter'])}  "
+                      f"torch {fmt_ms(t['gleam'])}", flush=True)
+    if sigpy_rows:
+        lines += render_sigpy(sigpy_rows)
     print("\n".join(lines))
     if a.markdown:
         with open(a.markdown, "w") as f:

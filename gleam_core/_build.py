@@ -253,7 +253,29 @@ def load_extension() -> types.ModuleType | None:
 
 
 def load_error() -> str | None:
+    """Why the compiled extension is not in use (None when it is, or before the first load)."""
     return _load_error
+
+
+def first_error_line(log: str) -> str:
+    """The compiler's first error in a build log (the line a user needs), else its last line."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip() and not ln.lstrip().startswith("collect2")]
+    for ln in lines:
+        low = ln.lower()
+        if ("error:" in low or low.startswith("#error") or " error " in low or "cannot find -l" in low
+                or "undefined reference" in low):
+            return ln
+    return lines[-1] if lines else "unknown error"
+
+
+def fallback_reason() -> str | None:
+    """Why the reference ops serve instead of the compiled ones, as shown by ``ops.backend()``:
+    ``"GLEAM_NO_EXT=1"`` or ``"compiled build failed: <first error line>"``; None when compiled."""
+    if _load_error is None:
+        return None
+    if _truthy("GLEAM_NO_EXT"):
+        return "GLEAM_NO_EXT=1"
+    return f"compiled build failed: {first_error_line(_load_error)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,7 +292,14 @@ def main(argv: list[str] | None = None) -> int:
         print(cfg["build_dir"])
         return 0
     start = time.time()
-    module = build(force=args.force, verbose=args.verbose)
+    try:
+        module = build(force=args.force, verbose=args.verbose)
+    except Exception as exc:  # noqa: BLE001 - report any build failure as one clear line and exit 1
+        text = f"{type(exc).__name__}: {exc}"
+        print("gleam-build: the build FAILED; first error:\n  " + first_error_line(text), file=sys.stderr)
+        print("last lines of the log:\n" + "\n".join(text.strip().splitlines()[-15:]), file=sys.stderr)
+        print("rerun with --verbose for the full compiler output", file=sys.stderr)
+        return 1
     info = module.build_info()
     print(f"gleam_core extension ready in {time.time() - start:.1f} s: {cfg['build_dir']}")
     for k, v in sorted(info.items()):

@@ -36,6 +36,18 @@ if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.version.cuda else 1)" 2>/d
   "$PY" -m pip install -q --no-deps "$TORCH_SPEC"
 fi
 "$PY" -m pip install -q typing_extensions sympy networkx jinja2 fsspec filelock numpy ninja setuptools
+# Without the NVIDIA wheels torch's CUDA libraries miss cuDNN, NCCL, cuBLAS, ... and the driver:
+# stand-ins with their sonames let torch import and the extension load (no CUDA call is made).
+TORCH_LIB="$("$PY" -c 'import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec("torch").origin), "lib"))')"
+STUBS="$CACHE/cuda-stub-libs"
+# nvcc may be a wrapper script outside the toolkit (e.g. /usr/local/bin/nvcc): ask it where it lives.
+if [ -z "${CUDA_HOME:-}" ]; then
+  CUDA_HOME="$(nvcc -dryrun -x cu -c /dev/null -o /dev/null 2>&1 | sed -n 's/^#\$ TOP=//p' | head -1)"
+  CUDA_HOME="$(readlink -f "${CUDA_HOME:-/usr/local/cuda}")"
+fi
+export CUDA_HOME
+export LD_LIBRARY_PATH="$STUBS:$CUDA_HOME/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+python3 tests/cuda_stub_libs.py "$TORCH_LIB" "$STUBS"
 "$PY" - <<'EOF'
 import torch
 print(f"cuda_compile: torch {torch.__version__} (CUDA {torch.version.cuda}) in the check venv")
@@ -44,14 +56,13 @@ EOF
 
 export GLEAM_WITH_CUDA=1 GLEAM_NATIVE=0 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
 export GLEAM_CACHE_DIR="$CACHE/cuda-build" MAX_JOBS="${MAX_JOBS:-$(nproc)}"
-export CUDA_HOME="${CUDA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")}"
 # Run from the repository (not an installed copy), exactly the first-import build.
 export PYTHONPATH="$PWD"
 log="$CACHE/cuda-build.log"
 if ! "$PY" -m gleam_core._build --verbose >"$log" 2>&1; then
-  echo "cuda_compile: FAILED (full log: $log). First error:" >&2
-  grep -m1 -E "error|Error" "$log" >&2 || tail -20 "$log" >&2
-  grep -E "error" "$log" | head -20 >&2
+  echo "cuda_compile: FAILED (full log: $log)" >&2
+  grep -A1 "the build FAILED" "$log" >&2 || tail -20 "$log" >&2
+  grep -E "error|cannot find|undefined reference" "$log" | grep -v "^\[" | head -20 >&2
   exit 1
 fi
 "$PY" - <<'EOF'

@@ -2,8 +2,9 @@
 
     gleam-data synth   --kind knee2d|brain2d|knee3d|cine --n N --out DIR [--seed S]
     gleam-data maps    --in DIR [--out DIR] [--calib 24 --kernel 6 --thresh 0.02 --crop 0.95 --sets 1]
+                       (fastMRI and CMRxRecon files)
     gleam-data convert --in FILE [FILE ...] --out DIR [ESPIRiT options]
-    gleam-data summary --in SOURCE [--format auto|fastmri|vol3d|cine] [--mode volume|slices|slabs [--slab T]]
+    gleam-data summary --in SOURCE [--format auto|fastmri|vol3d|cine|cmrxrecon] [--mode volume|slices|slabs [--slab T]]
     gleam-data inspect FILE
     gleam-data split   --in SOURCE --val 0.2 --out DIR [--seed S]
 
@@ -109,10 +110,19 @@ def _summary(a: argparse.Namespace) -> int:
 
 
 def _inspect(a: argparse.Namespace) -> int:
-    from ..data.formats import file_format, open_h5
+    from ..data.formats import CMRXRECON, file_format, open_h5
 
     with open_h5(a.file) as f:
-        print(f"{a.file}: layout {file_format(f)}")
+        layout = file_format(f)
+        print(f"{a.file}: layout {layout}")
+        if layout == CMRXRECON:
+            from ..data.cmrxrecon import kspace_key
+
+            key, undersampled = kspace_key(f)
+            t, z, c, ky, kx = f[key].shape
+            print(f"  k-space {key!r} ({'undersampled' if undersampled else 'fully sampled'}), MATLAB (kx, ky, coil, "
+                  f"slice, time) stored reversed: kx={kx}, ky={ky}, coils={c}, slices={z}, time={t}; items: {z} "
+                  f"cines (C, T, H=kx, W=ky) = ({c}, {t}, {kx}, {ky})")
         for key, value in sorted(f.attrs.items()):
             print(f"  attr {key} = {value!r}")
 
@@ -169,9 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=_synth)
 
-    p = sub.add_parser("maps", help="ESPIRiT map sidecars for fastMRI files (resumable)",
-                       description="Computes <stem>.maps.h5 ESPIRiT sidecars for the fastMRI files of --in, "
-                                   "keeping sidecars already computed with the same parameters. Files that fail "
+    p = sub.add_parser("maps", help="ESPIRiT map sidecars for fastMRI and CMRxRecon files (resumable)",
+                       description="Computes <stem>.maps.h5 ESPIRiT sidecars for the fastMRI and CMRxRecon files "
+                                   "of --in (CMRxRecon: from the time-averaged k-space of each slice; in --out "
+                                   "named <patient>_<stem>.maps.h5), keeping sidecars already computed with the "
+                                   "same parameters. Files that fail "
                                    "are listed on stderr and the exit status is then 1 (the others are still "
                                    "done).")
     p.add_argument("--in", dest="input", required=True, help="directory, file list or file")
@@ -191,11 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="files, items, shapes and coils of a data source")
     p.add_argument("--in", dest="input", required=True)
-    p.add_argument("--format", default="auto", choices=["auto", "fastmri", "vol3d", "cine"])
+    p.add_argument("--format", default="auto", choices=["auto", "fastmri", "vol3d", "cine", "cmrxrecon"])
     p.add_argument("--mode", choices=["volume", "slices", "slabs"],
                    help="vol3d items: volumes, ky-kz slices, or readout slabs of --slab positions")
     p.add_argument("--slab", type=positive_int, metavar="T", help="readout positions per slab (with --mode slabs)")
-    p.add_argument("--maps-dir", help="fastMRI: folder of the maps sidecars")
+    p.add_argument("--maps-dir", help="fastMRI, CMRxRecon: folder of the maps sidecars")
     p.set_defaults(run=_summary, check=lambda a, p=p: _check_summary(p, a))
 
     p = sub.add_parser("inspect", help="layout, attributes and datasets of one file")

@@ -1,7 +1,12 @@
-"""``gleam-eval --run DIR | --checkpoint FILE [--data SOURCE] [--masks YAML] [--out CSV]``:
+"""``gleam-eval --run DIR | --checkpoint FILE [--data SOURCE] [--masks YAML|FILE] [--out CSV]``:
 PSNR (complex and magnitude), SSIM and NRMSE of a trained network per volume and their mean,
-next to the zero-filled baseline, as a table and a CSV. Without ``--data`` it evaluates the
-run's validation data (fixed masks). Exit status: 0 done, 2 bad arguments or data."""
+next to the zero-filled baseline, as a table and a CSV. A run directory is scored with its
+best-validation checkpoint (``best.pt``; the latest where none was kept); the checkpoint read
+is named on stderr. PSNR and NRMSE are per volume (fastMRI's convention: the maximum and the
+mean squared error over the whole volume), SSIM the mean over its slices; the training log's
+validation PSNR is a mean over slices instead, so the two differ. Without ``--data`` it
+evaluates the run's validation data (fixed masks). Exit status: 0 done, 2 bad arguments or
+data."""
 
 from __future__ import annotations
 
@@ -16,17 +21,20 @@ from .args import positive_int
 COLUMNS = [("psnr", "PSNR"), ("psnr_zf", "PSNR zf"), ("psnr_mag", "PSNR mag"), ("psnr_mag_zf", "mag zf"),
            ("ssim", "SSIM"), ("ssim_zf", "SSIM zf"), ("nrmse", "NRMSE"), ("nrmse_zf", "NRMSE zf")]
 
+PSNR_NOTE = ("PSNR: per volume (fastMRI's convention: max|target| and MSE over the whole volume), complex and of "
+             "the magnitude; mean: over volumes. Training logs average per slice instead.")
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gleam-eval", description="Score a trained GLEAM network against fully "
                                                                "sampled data, next to the zero-filled baseline.")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", help="run directory (its latest checkpoint)")
+    which.add_argument("--run", help="run directory (its best-validation checkpoint, else its latest)")
     which.add_argument("--checkpoint", help="checkpoint file")
     p.add_argument("--data", help="data: a directory, file or glob of HDF5 files, or a YAML mapping such as "
                                   "'{synthetic: {kind: knee2d, n: 8}}' (default: the run's validation data)")
-    p.add_argument("--masks", help="YAML mask spec overriding the run's, e.g. '{type: random, accelerations: [8], "
-                                   "center_fractions: [0.04]}'")
+    p.add_argument("--masks", help="mask spec overriding the run's: inline YAML such as '{type: random, "
+                                   "accelerations: [8], center_fractions: [0.04]}', or a YAML file holding one")
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N items")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="items per batch (default 1)")
@@ -48,13 +56,14 @@ def table(rows: list[dict]) -> str:
 
 def evaluate(args: argparse.Namespace) -> tuple[list[dict], Path]:
     from ..devices import parse_device
-    from ..recon import load_model, reconstruct_volumes, resolve_checkpoint
+    from ..recon import describe_checkpoint, load_model, reconstruct_volumes, resolve_checkpoint
     from ..train.datasets import Limited, build_dataset, masks_option
     from ..train.spec import parse_source, parse_spec
 
     device = parse_device(args.device, "--device")
     ckpt = resolve_checkpoint(args.run or args.checkpoint)
     model, state = load_model(ckpt, device)
+    print(f"gleam-eval: reading {describe_checkpoint(ckpt, state)}", file=sys.stderr)
     spec = parse_spec(state["spec"])
     source = parse_source(args.data, "--data") if args.data else spec.data.val
     masks = masks_option(args.masks, spec.masks)
@@ -95,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gleam-eval: {exc}", file=sys.stderr)
         return 2
     print(table(rows))
+    print(PSNR_NOTE)
     print(f"CSV: {out}")
     return 0
 

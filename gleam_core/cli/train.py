@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError, OSError) as exc:  # SpecError is a ValueError
         print(f"gleam-train: {exc}", file=sys.stderr)
         return 2
+    from .. import ops
+    # Which kernels run, and why not the compiled ones when they don't (benchmarking the
+    # reference by accident is the failure this line prevents).
+    print("ops backend: " + ", ".join(f"{dev} {name}" for dev, name in ops.backend().items()), file=sys.stderr)
     try:
         trainer.run()
     except TrainingDiverged as exc:

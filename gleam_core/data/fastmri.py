@@ -37,7 +37,9 @@ _NS = "{http://www.ismrm.org/ISMRMRD}"
 
 
 def parse_header(xml: str | bytes, where: str = "ismrmrd_header") -> dict[str, Any]:
-    """Encoded size (x, y, z), recon size (x, y, z) and the sampled range [first, end) along W."""
+    """Encoded size (x, y, z), recon size (x, y, z), the sampled range [first, end) along W, and
+    the fields of view in mm (x, y, z) of both spaces (``encoded_fov_mm``, ``recon_fov_mm``;
+    None where the header has none)."""
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
@@ -54,7 +56,17 @@ def parse_header(xml: str | bytes, where: str = "ismrmrd_header") -> dict[str, A
     center = query("encoding", "encodingLimits", "kspace_encoding_step_1", "center")
     maximum = query("encoding", "encodingLimits", "kspace_encoding_step_1", "maximum")
     first = enc[1] // 2 - center
-    return {"encoded_size": enc, "recon_size": recon, "padding": (first, first + maximum + 1)}
+
+    def fov(space: str) -> tuple[float, float, float] | None:
+        nodes = [root.find("/".join(_NS + p for p in ("encoding", space, "fieldOfView_mm", a))) for a in "xyz"]
+        try:
+            values = tuple(float(n.text) for n in nodes)  # type: ignore[union-attr]
+        except (AttributeError, TypeError, ValueError):
+            return None
+        return values if all(v > 0 for v in values) else None
+
+    return {"encoded_size": enc, "recon_size": recon, "padding": (first, first + maximum + 1),
+            "encoded_fov_mm": fov("encodedSpace"), "recon_fov_mm": fov("reconSpace")}
 
 
 def header_xml(encoded: tuple[int, int, int], recon: tuple[int, int, int], center: int, maximum: int,

@@ -13,6 +13,9 @@ Layouts (docs/data.md has the full description):
 * ``cine``: root attr ``gleam_format = "cine"``; ``kspace`` (T, C, H, W), ``maps`` (C, M, H, W)
   (or (C, M, T, H, W)), ``target`` (T, H, W) for M = 1 or (M, T, H, W); optional ``mask``
   (T, W) or (T, H, W) for undersampled acquisitions.
+* ``cmrxrecon``: CMRxRecon challenge files (MATLAB v7.3 ``.mat``, which is HDF5), detected by a
+  k-space variable (:data:`CMRX_KSPACE_KEYS`) stored as MATLAB stores complex arrays: a
+  compound of ``real``/``imag``; see :mod:`gleam_core.data.cmrxrecon`.
 * ``maps`` sidecar: root attr ``gleam_format = "maps"``, ``maps`` (slices, C, M, H, W),
   attrs naming the source file and the ESPIRiT parameters.
 """
@@ -29,7 +32,11 @@ import numpy as np
 
 FORMAT_ATTR = "gleam_format"
 FORMAT_VERSION = 1
-FASTMRI, VOL3D, CINE, MAPS = "fastmri", "vol3d", "cine", "maps"
+FASTMRI, VOL3D, CINE, MAPS, CMRXRECON = "fastmri", "vol3d", "cine", "maps", "cmrxrecon"
+# CMRxRecon's k-space variables: fully sampled ("kspace_full" 2023-24, "kspace" 2025),
+# undersampled ("kspace_subNN" 2023, "kus" 2024), single-coil 2023 ("kspace_single_*").
+CMRX_KSPACE_KEYS = ("kspace_full", "kspace", "kus", "kspace_sub04", "kspace_sub08", "kspace_sub10",
+                    "kspace_single_full", "kspace_single_sub04", "kspace_single_sub08", "kspace_single_sub10")
 SIDECAR_SUFFIX = ".maps.h5"
 
 
@@ -53,15 +60,23 @@ def open_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
         f.close()
 
 
+def is_matlab_complex(d: object) -> bool:
+    """A dataset holding a MATLAB complex array (compound of ``real`` and ``imag``)."""
+    return isinstance(d, h5py.Dataset) and d.dtype.names is not None and {"real", "imag"} <= set(d.dtype.names)
+
+
 def file_format(f: h5py.File) -> str:
-    """The layout of an open file: ``gleam_format`` for ours, else fastMRI when it has a 4D kspace."""
+    """The layout of an open file: ``gleam_format`` for ours, CMRxRecon for a MATLAB complex
+    k-space variable, else fastMRI when it has a 4D kspace."""
     fmt = f.attrs.get(FORMAT_ATTR)
     if fmt is not None:
         return fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+    if any(key in f and is_matlab_complex(f[key]) for key in CMRX_KSPACE_KEYS):
+        return CMRXRECON
     if "kspace" in f and isinstance(f["kspace"], h5py.Dataset) and f["kspace"].ndim == 4:
         return FASTMRI
-    raise DataFormatError(f"{f.filename}: unknown layout (no '{FORMAT_ATTR}' attribute and no 4D 'kspace' dataset; "
-                          f"keys: {sorted(f.keys())})")
+    raise DataFormatError(f"{f.filename}: unknown layout (no '{FORMAT_ATTR}' attribute, no 4D 'kspace' dataset and no "
+                          f"CMRxRecon k-space variable stored as MATLAB complex; keys: {sorted(f.keys())})")
 
 
 def require_format(f: h5py.File, expected: str) -> None:

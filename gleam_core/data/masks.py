@@ -1,4 +1,5 @@
-"""Undersampling masks: fastMRI 1D masks, 2D variable-density Poisson disc, k-t masks for cine.
+"""Undersampling masks: fastMRI 1D masks, CMRxRecon's uniform mask, 2D variable-density Poisson
+disc, k-t masks for cine.
 
 Every mask function is a callable ``mask_func(shape, seed) -> Tensor``: ``shape`` is the
 item's spatial shape ``S`` ((H, W), (D, H, W) or (T, H, W)) and the result is a float32
@@ -9,7 +10,8 @@ every axis along which the mask is constant (readout decoupling in ``gleam_core.
 mask                   S                   result
 =====================  ==================  ======================
 RandomMask1D,          (H, W)              (1, 1, W)
-EquispacedMask1D       (D, H, W)           (1, 1, 1, W)
+EquispacedMask1D,      (D, H, W)           (1, 1, 1, W)
+UniformMask1D          (T, H, W)           (1, 1, 1, W)
 PoissonMask2D          (H, W) ky-kz slice  (1, H, W)
                        (D, H, W) volume    (1, 1, H, W)
 KtMask                 (T, H, W)           (1, T, 1, W), or (1, T, H, W) with partial echo
@@ -177,6 +179,49 @@ class EquispacedMask1D(_Mask1D):
         mask = np.zeros(num_cols, dtype=bool)
         mask[offset::acceleration] = True
         return mask
+
+
+class UniformMask1D(MaskFunc):
+    """CMRxRecon's "Uniform" mask (the challenge's ``UniformSampling.m`` / ``mySubsampling.m``):
+    ``calib`` center lines of W, placed as MATLAB's ``zpad`` centers them (first line
+    ``W // 2 - calib // 2``), plus every ``acc``-th line from the first (MATLAB ``1:R:end``).
+    Deterministic: the seed only picks one of ``accelerations`` (as the fastMRI masks pick a
+    pair). The same lines in every frame; ``calib`` is 24 in CMRxRecon 2023, 16 from 2024.
+    ``kt=True`` on cine shapes (T, H, W) gives 2024's "ktUniform" (``ktUniformSampling.m``:
+    a Toeplitz lattice of the frames' line patterns) instead: frame t samples the lines
+    ``y`` with ``(y - t) % acc == 0``, plus the calibration lines; mask (1, T, 1, W)."""
+
+    kind = "uniform"
+
+    def __init__(self, accelerations: Sequence[int], calib: int = 24, kt: bool = False) -> None:
+        accs = list(accelerations) if isinstance(accelerations, Sequence) else [accelerations]
+        if not accs or any(not isinstance(a, int) or isinstance(a, bool) or a < 1 for a in accs):
+            raise ValueError(f"uniform mask: accelerations must be a non-empty list of integers >= 1, got "
+                             f"{accelerations!r}")
+        if not isinstance(calib, int) or isinstance(calib, bool) or calib < 0:
+            raise ValueError(f"uniform mask: calib must be an integer >= 0, got {calib!r}")
+        if not isinstance(kt, bool):
+            raise ValueError(f"uniform mask: kt must be true or false, got {kt!r}")
+        self.accelerations, self.calib, self.kt = accs, calib, kt
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"type": self.kind, "accelerations": self.accelerations, "calib": self.calib, "kt": self.kt}
+
+    def __call__(self, shape: Sequence[int], seed: Seed = None) -> Tensor:
+        s = _check_shape(shape, 3 if self.kt else 1, "uniform mask" + (" (kt: shape (T, H, W))" if self.kt else ""))
+        cols = s[-1]
+        if self.calib > cols:
+            raise ValueError(f"uniform mask: calib={self.calib} lines do not fit W={cols}")
+        acc = self.accelerations[_numpy_rng(seed).randint(len(self.accelerations))]
+        frames = s[-3] if self.kt else 1
+        lines = np.arange(cols)
+        mask = (lines[None, :] - np.arange(frames)[:, None]) % acc == 0      # (frames, W); frame 0: 1:R:end
+        first = cols // 2 - self.calib // 2
+        mask[:, first:first + self.calib] = True
+        out = torch.from_numpy(mask.astype(np.float32))
+        if self.kt:
+            return out.reshape((1,) * (len(s) - 2) + (frames, 1, cols))
+        return out.reshape((1,) * len(s) + (cols,))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,6 +553,7 @@ def _nearest_free(taken: np.ndarray, j: int) -> int:
 
 _KINDS: dict[str, type[MaskFunc]] = {
     "random": RandomMask1D, "equispaced": EquispacedMask1D, "poisson": PoissonMask2D, "kt": KtMask,
+    "uniform": UniformMask1D,
 }
 
 

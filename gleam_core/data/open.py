@@ -6,13 +6,14 @@ from typing import Any
 
 from .base import MaskedDataset
 from .cine import CineDataset
+from .cmrxrecon import CmrxReconDataset
 from .fastmri import FastMRIDataset
-from .formats import CINE, FASTMRI, VOL3D, DataFormatError, file_format, open_h5
+from .formats import CINE, CMRXRECON, FASTMRI, VOL3D, DataFormatError, file_format, open_h5
 from .splits import Source, resolve_files
 from .synthetic import SyntheticDataset
 from .volume import Volume3DDataset
 
-_CLASSES = {FASTMRI: FastMRIDataset, VOL3D: Volume3DDataset, CINE: CineDataset}
+_CLASSES = {FASTMRI: FastMRIDataset, VOL3D: Volume3DDataset, CINE: CineDataset, CMRXRECON: CmrxReconDataset}
 SYNTHETIC_PREFIX = "synthetic:"
 
 
@@ -35,9 +36,11 @@ def open_dataset(source: Source, *, format: str = "auto", **kwargs: Any) -> Mask
     ``"synthetic:<kind>"`` (kind knee2d | brain2d | knee3d | cine) gives a
     :class:`SyntheticDataset` (pass ``n``, ``seed`` and its other arguments as keywords);
     otherwise ``source`` is a directory, file list or files, and ``format`` ("auto", "fastmri",
-    "vol3d", "cine") picks :class:`FastMRIDataset`, :class:`Volume3DDataset` or
-    :class:`CineDataset` (auto: the layout of the first readable file). Keyword arguments go
-    to the dataset (``mask``, ``fixed_masks``, ``seed``, ``mode``, ``maps_dir``...).
+    "vol3d", "cine", "cmrxrecon") picks :class:`FastMRIDataset`, :class:`Volume3DDataset`,
+    :class:`CineDataset` or :class:`CmrxReconDataset` (auto: the layout of the first readable
+    file; a spec selects one with ``options: {format: cmrxrecon}`` in its data source).
+    Keyword arguments go to the dataset (``mask``, ``fixed_masks``, ``seed``, ``mode``,
+    ``maps_dir``...).
     """
     if isinstance(source, str) and source.startswith(SYNTHETIC_PREFIX):
         return SyntheticDataset(source[len(SYNTHETIC_PREFIX):], **kwargs)

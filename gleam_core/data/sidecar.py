@@ -1,4 +1,4 @@
-"""Sensitivity-map sidecars for fastMRI files (``gleam-data maps``).
+"""Sensitivity-map sidecars for fastMRI and CMRxRecon files (``gleam-data maps``).
 
 For each fastMRI file ``<stem>.h5`` a sidecar ``<stem>.maps.h5`` (in ``out_dir``, default
 next to the input) holds ``maps`` (slices, C, M, H, W) complex64 computed by ESPIRiT, with
@@ -21,7 +21,7 @@ import torch
 
 from ..atomic import atomic_h5
 from .espirit import espirit_maps
-from .formats import (FASTMRI, FORMAT_ATTR, MAPS, DataFormatError, dataset, file_format, open_h5,
+from .formats import (CMRXRECON, FASTMRI, FORMAT_ATTR, MAPS, DataFormatError, dataset, file_format, open_h5,
                       require_format, sidecar_path, str_attr)
 from .splits import Source, resolve_files
 
@@ -35,7 +35,7 @@ class MapsReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _center_width(mask: np.ndarray) -> int:
+def center_width(mask: np.ndarray) -> int:
     """Contiguous sampled columns around the center of a 1D mask (the usable calibration width)."""
     w = mask.shape[0]
     c = w // 2
@@ -78,7 +78,7 @@ def compute_sidecar(path: Path, side: Path, *, espirit: dict[str, Any], device: 
         k = dataset(f, "kspace", (4,))
         params = dict(espirit)
         if "mask" in f:  # undersampled test file: calibrate on its fully sampled center only
-            width = _center_width(np.asarray(f["mask"][()]) > 0)
+            width = center_width(np.asarray(f["mask"][()]) > 0)
             params["calib_width"] = min(params.get("calib_width", 24), width)
             if params["calib_width"] < params.get("kernel_width", 6):
                 raise DataFormatError(f"{path}: the mask samples only {width} contiguous center columns, fewer than "
@@ -104,32 +104,54 @@ def compute_sidecar(path: Path, side: Path, *, espirit: dict[str, Any], device: 
 
 def compute_maps(source: Source, out_dir: str | Path | None = None, *, overwrite: bool = False, device: str = "cpu",
                  batch: int = 4, progress: bool = True, **espirit: Any) -> MapsReport:
-    """Computes missing sidecars for every fastMRI file of ``source``; see the module docstring.
+    """Computes missing sidecars for every fastMRI or CMRxRecon file of ``source`` (CMRxRecon:
+    :func:`~gleam_core.data.cmrxrecon.compute_maps_sidecar`); see the module docstring.
 
     ``espirit`` keywords go to :func:`~gleam_core.data.espirit.espirit_maps` (calib_width,
     kernel_width, thresh, crop, sets). Files that fail are reported, not fatal.
     """
     from tqdm import tqdm
 
+    from . import cmrxrecon
+
     files, skipped, _ = resolve_files(source)
     report = MapsReport(failed=list(skipped))
-    todo = []
+    request = _request_key(espirit)
+    todo, targets = [], {}
     for path in files:
-        side = sidecar_path(path, out_dir)
-        if not overwrite and side.is_file() and sidecar_is_current(path, side, espirit):
-            report.kept.append(path)
-            continue
         try:
             with open_h5(path) as f:
-                require_format(f, FASTMRI)
-                todo.append((path, side, dataset(f, "kspace", (4,)).shape[0]))
+                fmt = file_format(f)
+                if fmt == CMRXRECON:
+                    key, _ = cmrxrecon.kspace_key(f)
+                    side, n = cmrxrecon.maps_path(path, out_dir), f[key].shape[1]
+                else:
+                    require_format(f, FASTMRI)
+                    side, n = sidecar_path(path, out_dir), dataset(f, "kspace", (4,)).shape[0]
         except DataFormatError as exc:
             report.failed.append((path, str(exc)))
-    with tqdm(total=sum(n for _, _, n in todo), desc="ESPIRiT maps", unit="slice", disable=not progress) as bar:
-        for path, side, _ in todo:
+            continue
+        if side in targets:  # two inputs, one sidecar name: computing both would lose one
+            report.failed.append((path, f"{path}: its maps would go to {side}, as those of {targets[side]}; write "
+                                        "them next to the inputs (no --out) or in separate folders"))
+            continue
+        targets[side] = path
+        current = (cmrxrecon.maps_sidecar_is_current(path, side, request) if fmt == CMRXRECON
+                   else sidecar_is_current(path, side, espirit))
+        if not overwrite and side.is_file() and current:
+            report.kept.append(path)
+        else:
+            todo.append((path, side, n, fmt))
+    with tqdm(total=sum(n for _, _, n, _ in todo), desc="ESPIRiT maps", unit="slice", disable=not progress) as bar:
+        for path, side, n, fmt in todo:
             bar.set_postfix_str(path.name)
             try:
-                compute_sidecar(path, side, espirit=espirit, device=device, batch=batch, on_slices=bar.update)
+                if fmt == CMRXRECON:
+                    cmrxrecon.compute_maps_sidecar(path, side, espirit=espirit, request=request, device=device,
+                                                   batch=batch)
+                    bar.update(n)
+                else:
+                    compute_sidecar(path, side, espirit=espirit, device=device, batch=batch, on_slices=bar.update)
                 report.computed.append(path)
             except (DataFormatError, ValueError, RuntimeError) as exc:
                 report.failed.append((path, str(exc)))

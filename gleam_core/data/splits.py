@@ -1,8 +1,8 @@
 """Which files a dataset reads: directories, file lists, explicit paths; deterministic splits.
 
-A *source* is a directory (its ``*.h5`` files, recursively, sorted; maps sidecars
-``*.maps.h5`` are not data and are left out), a glob pattern (``data/*/train/*.h5``, ``**``
-allowed), a text file (``.txt``/``.lst``: one path per line, relative to the list's folder;
+A *source* is a directory (its ``*.h5`` and ``*.mat`` files, recursively, sorted; maps
+sidecars ``*.maps.h5`` and CMRxRecon mask files ``*_mask*.mat`` are not data and are left
+out), a glob pattern (``data/*/train/*.h5``, ``**`` allowed), a text file (``.txt``/``.lst``: one path per line, relative to the list's folder;
 ``#`` starts a comment), an ``.h5`` file, or a list of these. Other files found in a
 directory are reported as skipped, with the reason; directories and globs are scans (bad
 files may be skipped), files and lists name their files explicitly.
@@ -21,6 +21,12 @@ from .formats import SIDECAR_SUFFIX
 
 Source = str | os.PathLike | Sequence[str | os.PathLike]
 LIST_SUFFIXES = (".txt", ".lst")
+DATA_SUFFIXES = (".h5", ".mat")  # .mat: MATLAB v7.3 (HDF5), as CMRxRecon ships its data
+
+
+def is_auxiliary(path: Path) -> bool:
+    """Files that go with data files but are not data: maps sidecars, CMRxRecon mask files."""
+    return path.name.endswith(SIDECAR_SUFFIX) or (path.suffix == ".mat" and "_mask" in path.stem)
 
 
 def _from_list(path: Path) -> list[Path]:
@@ -57,7 +63,7 @@ def resolve_files(source: Source) -> tuple[list[Path], list[tuple[Path, str]], b
         p = Path(s)
         if not p.exists() and glob.has_magic(str(s)):
             matches = [Path(m) for m in sorted(glob.glob(str(s), recursive=True))]
-            matches = [m for m in matches if m.is_file() and not m.name.endswith(SIDECAR_SUFFIX)]
+            matches = [m for m in matches if m.is_file() and not is_auxiliary(m)]
             if not matches:
                 raise ValueError(f"source pattern {s!s} matches no files")
             explicit = False
@@ -66,14 +72,14 @@ def resolve_files(source: Source) -> tuple[list[Path], list[tuple[Path, str]], b
             explicit = False
             found = []
             for q in sorted(p.rglob("*")):
-                if not q.is_file() or q.name.endswith(SIDECAR_SUFFIX) or q.name.startswith("."):
+                if not q.is_file() or is_auxiliary(q) or q.name.startswith("."):
                     continue
-                if q.suffix == ".h5":
+                if q.suffix in DATA_SUFFIXES:
                     found.append(q)
                 else:
-                    skipped.append((q, "not an .h5 file"))
+                    skipped.append((q, "not an .h5 or .mat file"))
             if not found:
-                raise ValueError(f"source directory {p} contains no .h5 data files"
+                raise ValueError(f"source directory {p} contains no .h5 or .mat data files"
                                  + (f" (skipped: {', '.join(q.name for q, _ in skipped)})" if skipped else ""))
             files.extend(found)
         elif p.is_file() and p.suffix in LIST_SUFFIXES:

@@ -156,24 +156,37 @@ class SyntheticDataset(MaskedDataset):
             name (:func:`synthetic_name`), like the files ``gleam-data synth`` writes.
         mode: knee3d only, "volume" or "slices".
         shape, coils, slices, noise: see :class:`SynthConfig`.
+        fresh: training sets only (``fixed_masks=False``): every epoch draws new volumes, so
+            epoch ``e`` yields the ``n`` items of volumes ``e * V .. (e + 1) * V - 1`` (``V``
+            the volumes that ``n`` items span) instead of the same ``n`` items again; a small
+            ``n`` then no longer means a small training set (no overfitting to it). Validation
+            sets (other seed) never meet these volumes.
     """
 
     def __init__(self, kind: str, n: int, seed: int = 0, *, mask: Mapping[str, Any] | MaskFunc | None = None,
                  fixed_masks: bool = False, mode: str = "volume", shape: tuple[int, ...] | None = None,
-                 coils: int = 8, slices: int = 8, noise: float = 0.02) -> None:
+                 coils: int = 8, slices: int = 8, noise: float = 0.02, fresh: bool = False) -> None:
         super().__init__(mask, fixed_masks, seed)
         self.cfg = SynthConfig(kind, shape, coils, slices, noise)
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(f"n must be a positive int, got {n!r}")
         if mode not in ("volume", "slices") or (mode == "slices" and kind != "knee3d"):
             raise ValueError(f"mode must be 'volume' (or 'slices' for knee3d), got {mode!r} for kind {kind!r}")
-        self.n, self.mode = n, mode
+        if not isinstance(fresh, bool) or (fresh and fixed_masks):
+            raise ValueError(f"fresh must be a bool, and False for fixed-mask (validation) data, got {fresh!r} with "
+                             f"fixed_masks={fixed_masks!r}")
+        self.n, self.mode, self.fresh = n, mode, fresh
         size = self.cfg.size
         self.check_mask(size[1:] if mode == "slices" else size)
         self._cache: tuple[int, Tensor, Tensor] | None = None  # last hybrid knee3d volume (slice mode)
 
     def __len__(self) -> int:
         return self.n
+
+    def _volume_offset(self, per_volume: int) -> int:
+        """The first volume of this epoch: 0, or with ``fresh`` the epoch times the volumes an
+        epoch spans (``per_volume`` items each)."""
+        return self.epoch * -(-self.n // per_volume) if self.fresh else 0
 
     def _hybrid_volume(self, v: int) -> tuple[Tensor, Tensor]:
         """Readout-transformed k-space (C, D, H, W) and maps of knee3d volume v (cached)."""
@@ -189,15 +202,17 @@ class SyntheticDataset(MaskedDataset):
         kind = cfg.item_kind
         if kind == "2d":
             v, s = divmod(index, cfg.slices)
+            v += self._volume_offset(cfg.slices)
             k, m = synth_volume(cfg, self.seed, v, [s])
             k, m = k[0], m[0]
         elif self.mode == "slices":
             v, s = divmod(index, cfg.size[0])
+            v += self._volume_offset(cfg.size[0])
             k, m = self._hybrid_volume(v)
             k, m = k[:, s], m[:, :, s]                          # one ky-kz slice
             kind = "2d"
         else:
-            v, s = index, -1
+            v, s = index + self._volume_offset(1), -1
             k, m = synth_volume(cfg, self.seed, v)
         name = synthetic_name(cfg.kind, self.seed, v)
         mask = self.mask_for(tuple(k.shape[1:]), index, name)

@@ -3,7 +3,9 @@
 SENSE forward/adjoint/normal, fused data consistency (gradient step and batched CG with
 implicit-differentiation backward), and FFT/coil utilities. Backed by compiled C++ (CPU)
 and CUDA kernels registered as ``torch.ops.gleam.*``; ``backend()`` says which serve each
-device (the pure-PyTorch reference fills in where no compiled kernel exists).
+device (the pure-PyTorch reference fills in where no compiled kernel exists). Every public
+function and ``SenseOp`` method also takes NumPy and DLPack (CuPy, JAX) arrays and returns the
+caller's array type (``gleam_core.interop.arrays``).
 """
 
 from . import reference

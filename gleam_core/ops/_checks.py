@@ -23,7 +23,7 @@ def describe(t: Tensor) -> str:
 
 def check_tensor(name: str, t: object) -> Tensor:
     if not isinstance(t, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        raise ValueError(f"{name} must be a torch.Tensor (or a NumPy/DLPack array), got {type(t).__name__}")
     return t
 
 

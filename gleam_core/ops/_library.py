@@ -56,9 +56,12 @@ def _register_kernels() -> dict[str, str]:
     impl = torch.library.Library("gleam", "IMPL")
     _libs.append(impl)
     backend = {}
+    reason = _build.fallback_reason()
     for device, key in (("cpu", "CPU"), ("cuda", "CUDA")):
         compiled = all(_has_kernel(name, key) for name in SCHEMAS)
-        backend[device] = "compiled" if compiled else "reference"
+        # A failed build must be visible wherever the backend is shown, so nobody benchmarks
+        # the reference by accident.
+        backend[device] = "compiled" if compiled else "reference" + (f" ({reason})" if reason else "")
         if not compiled:
             for name, fn in _REFERENCE.items():
                 if not _has_kernel(name, key):

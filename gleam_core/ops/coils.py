@@ -5,17 +5,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..interop.arrays import accepts_arrays
 from . import _checks
 from .fft import ifftnc
 from .sense import SenseOp
 
 
+@accepts_arrays
 def rss(x: Tensor, dim: int = 1) -> Tensor:
     """Root-sum-of-squares over ``dim`` (the coil axis): real, ``dim`` removed."""
     x = _checks.check_tensor("x", x)
     return torch.sqrt((x.abs() ** 2 if x.is_complex() else x ** 2).sum(dim))
 
 
+@accepts_arrays
 def coil_combine(coil_images: Tensor, maps: Tensor) -> Tensor:
     """sum_c conj(maps_c) * image_c: coil images (B, C, *S), maps (B, C, M, *S) -> (B, M, *S)."""
     _checks.check_complex("coil_images", coil_images)
@@ -27,6 +30,7 @@ def coil_combine(coil_images: Tensor, maps: Tensor) -> Tensor:
     return (maps.conj() * coil_images.unsqueeze(2)).sum(1)
 
 
+@accepts_arrays
 def zero_filled(y: Tensor, maps: Tensor, mask: Tensor | None = None, *, fft_ndim: int = 2) -> Tensor:
     """Zero-filled SENSE image A^H y: (B, C, *S) -> (B, M, *S). Without a mask, y is used as is."""
     if mask is None:
@@ -34,6 +38,7 @@ def zero_filled(y: Tensor, maps: Tensor, mask: Tensor | None = None, *, fft_ndim
     return SenseOp(maps, mask, fft_ndim=fft_ndim).adjoint(y)
 
 
+@accepts_arrays
 def zero_filled_rss(y: Tensor, *, fft_ndim: int = 2, coil_dim: int = 1) -> Tensor:
     """Magnitude image without maps: rss over coils of the inverse centered FFT of y."""
     _checks.check_complex("y", y)

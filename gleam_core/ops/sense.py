@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ..interop.arrays import accepts_arrays
 from . import _checks, _library, reference
 
 
@@ -66,6 +67,7 @@ class SenseOp:
     data argument, which makes it the cheap way to apply A many times (unrolled networks).
     """
 
+    @accepts_arrays
     def __init__(self, maps: Tensor, mask: Tensor, *, fft_ndim: int = 2, coil_chunk: int | None = None,
                  decouple: bool = True) -> None:
         maps = _checks.check_tensor("maps", maps)
@@ -124,6 +126,7 @@ class SenseOp:
         _checks.check_mask_fits(self.mask, batch, spatial, name)
         return t if t.requires_grad and self.use_reference else t.contiguous()
 
+    @accepts_arrays
     def forward(self, x: Tensor) -> Tensor:
         """A x: (B, M, *S) image -> (B, C, *S) masked k-space."""
         x = self._check("x", x, "image")
@@ -131,6 +134,7 @@ class SenseOp:
             return reference.sense_forward(x, self.maps, self.mask, self.fft_dims)
         return torch.ops.gleam.sense_forward(x, self.maps, self.mask, self.fft_dims, self.coil_chunk)
 
+    @accepts_arrays
     def adjoint(self, y: Tensor) -> Tensor:
         """A^H y: (B, C, *S) k-space -> (B, M, *S) coil-combined image (the mask is applied)."""
         y = self._check("y", y, "kspace")
@@ -138,6 +142,7 @@ class SenseOp:
             return reference.sense_adjoint(y, self.maps, self.mask, self.fft_dims)
         return torch.ops.gleam.sense_adjoint(y, self.maps, self.mask, self.fft_dims, self.coil_chunk)
 
+    @accepts_arrays
     def normal(self, x: Tensor) -> Tensor:
         """A^H A x, fused and readout-decoupled: (B, M, *S) -> (B, M, *S)."""
         x = self._check("x", x, "image")
@@ -145,6 +150,7 @@ class SenseOp:
             return reference.sense_normal(x, self.maps, self.mask, self.fft_dims)
         return torch.ops.gleam.sense_normal(x, self.maps, self.mask, self.normal_dims, self.coil_chunk)
 
+    @accepts_arrays
     def gradient_step(self, x: Tensor, step: float | Tensor, *, y: Tensor | None = None,
                       ahy: Tensor | None = None) -> Tensor:
         """``x - step * A^H (A x - y)``, fused; give ``ahy = A^H y`` to reuse it across unrolls.
@@ -161,6 +167,7 @@ class SenseOp:
         return torch.ops.gleam.dc_gradient_step(x, ahy, self.maps, self.mask, step_t, self.normal_dims,
                                                 self.coil_chunk)
 
+    @accepts_arrays
     def cg(self, b: Tensor, lam: float | Tensor, x0: Tensor | None = None, iters: int = 10,
            tol: float = 0.0) -> CGResult:
         """Solves ``(A^H A + lam I) x = b`` by batched conjugate gradients.
@@ -191,22 +198,26 @@ class SenseOp:
                                                   float(tol), self.coil_chunk))
 
 
+@accepts_arrays
 def sense_forward(x: Tensor, maps: Tensor, mask: Tensor, *, fft_ndim: int = 2, coil_chunk: int | None = None) -> Tensor:
     """A x = mask * F(maps * x): x (B, M, *S) -> k-space (B, C, *S). See :class:`SenseOp`."""
     return SenseOp(maps, mask, fft_ndim=fft_ndim, coil_chunk=coil_chunk).forward(x)
 
 
+@accepts_arrays
 def sense_adjoint(y: Tensor, maps: Tensor, mask: Tensor, *, fft_ndim: int = 2, coil_chunk: int | None = None) -> Tensor:
     """A^H y = sum_c conj(maps_c) F^H(mask * y_c): k-space (B, C, *S) -> image (B, M, *S)."""
     return SenseOp(maps, mask, fft_ndim=fft_ndim, coil_chunk=coil_chunk).adjoint(y)
 
 
+@accepts_arrays
 def sense_normal(x: Tensor, maps: Tensor, mask: Tensor, *, fft_ndim: int = 2, coil_chunk: int | None = None,
                  decouple: bool = True) -> Tensor:
     """A^H A x, fused (no coil stack in memory) and readout-decoupled: (B, M, *S) -> (B, M, *S)."""
     return SenseOp(maps, mask, fft_ndim=fft_ndim, coil_chunk=coil_chunk, decouple=decouple).normal(x)
 
 
+@accepts_arrays
 def dc_gradient_step(x: Tensor, y: Tensor, maps: Tensor, mask: Tensor, step: float | Tensor, *, fft_ndim: int = 2,
                      coil_chunk: int | None = None, ahy: Tensor | None = None, decouple: bool = True) -> Tensor:
     """Gradient-step data consistency ``x - step * A^H(A x - y)``, fused; differentiable in x and step.
@@ -217,6 +228,7 @@ def dc_gradient_step(x: Tensor, y: Tensor, maps: Tensor, mask: Tensor, step: flo
     return op.gradient_step(x, step, y=None if ahy is not None else y, ahy=ahy)
 
 
+@accepts_arrays
 def dc_cg(b: Tensor, maps: Tensor, mask: Tensor, lam: float | Tensor, x0: Tensor | None = None, iters: int = 10,
           tol: float = 0.0, *, fft_ndim: int = 2, coil_chunk: int | None = None, decouple: bool = True) -> CGResult:
     """Batched CG for ``(A^H A + lam I) x = b`` with implicit-differentiation backward. See :meth:`SenseOp.cg`."""
@@ -225,5 +237,10 @@ def dc_cg(b: Tensor, maps: Tensor, mask: Tensor, lam: float | Tensor, x0: Tensor
 
 
 def backend() -> dict[str, str]:
-    """Which implementation serves each device: ``{"cpu": "compiled"|"reference", "cuda": ...}``."""
+    """Which implementation serves each device: ``{"cpu": "compiled"|"reference ...", "cuda": ...}``.
+
+    A reference entry says why when the compiled ops are missing, e.g.
+    ``"reference (compiled build failed: <the compiler's first error>)"`` or
+    ``"reference (GLEAM_NO_EXT=1)"``; a plain ``"reference"`` means the extension was built
+    without kernels for that device (CUDA kernels on a CPU-only torch)."""
     return dict(_library.BACKEND)

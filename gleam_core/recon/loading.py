@@ -17,6 +17,7 @@ from ..models import UnrolledNet
 
 FORMAT = "gleam-checkpoint/1"
 _NAME = re.compile(r"iter_(\d{8})\.pt$")
+BEST_NAME = "best.pt"
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -33,6 +34,12 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     found = list_checkpoints(run_dir)
     return found[-1] if found else None
+
+
+def best_checkpoint(run_dir: str | Path) -> Path | None:
+    """The run's best-validation checkpoint, if one was kept."""
+    path = checkpoint_dir(run_dir) / BEST_NAME
+    return path if path.is_file() else None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -54,11 +61,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def resolve_checkpoint(run_or_file: str | Path) -> Path:
-    """A checkpoint file itself, or the latest checkpoint of a run directory."""
+    """A checkpoint file itself, or a run directory's best-validation checkpoint (its latest
+    when the run kept no best)."""
     p = Path(run_or_file)
     if p.is_dir() and p.name == "checkpoints" and not checkpoint_dir(p).is_dir():
         p = p.parent  # the run's checkpoint folder itself
     if p.is_dir():
+        best = best_checkpoint(p)
+        if best is not None:
+            return best
         latest = latest_checkpoint(p)
         if latest is None:
             raise FileNotFoundError(f"run directory {str(p)!r} has no checkpoints in {str(checkpoint_dir(p))!r}")
@@ -66,8 +77,18 @@ def resolve_checkpoint(run_or_file: str | Path) -> Path:
     return p
 
 
+def describe_checkpoint(path: Path, state: dict) -> str:
+    """Which checkpoint a tool read, for its users: ``"runs/x/checkpoints/best.pt (best
+    validation psnr 24.31 dB at iteration 400)"`` or ``"... (iteration 600)"``."""
+    best = state.get("best")
+    if path.name == BEST_NAME and isinstance(best, dict):
+        return (f"{path} (best validation {best['metric']} {best['value']:.2f} dB at iteration "
+                f"{state.get('iteration')})")
+    return f"{path} (iteration {state.get('iteration')})"
+
+
 def load_model(run_or_file: str | Path, device: str | torch.device = "cpu") -> tuple[UnrolledNet, dict]:
-    """The trained network of a checkpoint (or a run's latest), in eval mode on ``device``, and the
+    """The trained network of a checkpoint (or a run's best, else latest), in eval mode on ``device``, and the
     checkpoint's contents. Every strategy saves the whole network (GLEAM: all its modules), so
     the model returned runs the whole chain."""
     state = load_checkpoint(resolve_checkpoint(run_or_file))

@@ -1,5 +1,7 @@
 """Training checkpoints in ``<run>/checkpoints/iter_<NNNNNNNN>.pt``, written atomically, the
-last ``keep_last`` kept.
+last ``keep_last`` kept, and ``<run>/checkpoints/best.pt``: the one of the best validation
+score so far (its ``best`` entry names the metric, value and iteration), which gleam-eval and
+gleam-recon read by default from a run directory.
 
 A checkpoint holds everything a resumed run needs to continue exactly as if uninterrupted:
 the model's weights and description, the strategy's optimizer and scheduler states (one per
@@ -18,8 +20,9 @@ import torch
 
 from ..atomic import atomic_torch_save
 # Reading checkpoints is inference's business; training writes what gleam_core.recon reads.
-from ..recon.loading import (FORMAT, checkpoint_dir, latest_checkpoint, list_checkpoints,  # noqa: F401
-                             load_checkpoint, load_model, resolve_checkpoint)
+from ..recon.loading import (BEST_NAME, FORMAT, best_checkpoint, checkpoint_dir,  # noqa: F401
+                             describe_checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, load_model,
+                             resolve_checkpoint)
 
 
 class TrainingDiverged(RuntimeError):
@@ -45,8 +48,9 @@ def check_losses_finite(losses: Sequence[float], modules: Sequence[int], iterati
                            f"Lower optimizer.lr or set optimizer.grad_clip, {then}.")
 
 
-def save_checkpoint(run_dir: str | Path, iteration: int, payload: dict, keep_last: int) -> Path:
+def save_checkpoint(run_dir: str | Path, iteration: int, payload: dict, keep_last: int, best: bool = False) -> Path:
     """Writes ``payload`` (plus format and iteration) atomically; deletes all but the newest ``keep_last``.
+    With ``best`` it writes (replaces) ``best.pt`` instead and deletes nothing.
     Refuses (:class:`TrainingDiverged`) weights ``payload["model"]`` that are not all finite, so a
     finite loss over NaN gradients never replaces the last good checkpoint."""
     bad = [k for k, v in payload.get("model", {}).items()
@@ -57,8 +61,10 @@ def save_checkpoint(run_dir: str | Path, iteration: int, payload: dict, keep_las
                                f"{' ...' if len(bad) > 3 else ''}; no checkpoint written, the last good one is "
                                f"{last if last is not None else '(none yet)'}. Lower optimizer.lr or set "
                                "optimizer.grad_clip.")
-    path = checkpoint_dir(run_dir) / f"iter_{iteration:08d}.pt"
+    path = checkpoint_dir(run_dir) / (BEST_NAME if best else f"iter_{iteration:08d}.pt")
     atomic_torch_save({"format": FORMAT, "iteration": iteration, **payload}, path)
+    if best:
+        return path
     for old in list_checkpoints(run_dir)[:-keep_last]:
         old.unlink(missing_ok=True)
     return path

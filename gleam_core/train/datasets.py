@@ -8,6 +8,7 @@ repeats the training data.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import yaml
 from torch.utils.data import DataLoader, Dataset
@@ -76,17 +77,31 @@ def build_dataset(src: DataSource, kind: str, masks: dict, seed: int, *, train: 
 
 
 def masks_option(text: str | None, default: dict, key: str = "--masks") -> dict:
-    """A mask spec given on a command line as YAML (``{type: random, accelerations: [4], ...}``),
-    validated; ``default`` (the run's masks) when ``text`` is None."""
+    """A mask spec given on a command line as YAML (``{type: random, accelerations: [4], ...}``)
+    or as the path of a YAML file holding one, validated; ``default`` (the run's masks) when
+    ``text`` is None."""
     if text is None:
         return default
+    what = repr(text)
     try:
         masks = yaml.safe_load(text)
-        mask_from_spec(masks)
-    except (yaml.YAMLError, ValueError, TypeError) as exc:
-        raise SpecError(key, f"{text!r} is not a valid mask spec: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(key, f"{what} is not a valid mask spec: {exc}") from exc
+    if isinstance(masks, str):  # a bare word: the name of a YAML file
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise SpecError(key, f"{what} is neither a YAML mapping nor an existing YAML file")
+        what = f"the contents of {str(path)!r}"
+        try:
+            masks = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+            raise SpecError(key, f"{what} are not a valid mask spec: {exc}") from exc
     if not isinstance(masks, dict):
-        raise SpecError(key, f"expected a YAML mapping such as '{{type: random, accelerations: [4]}}', got {text!r}")
+        raise SpecError(key, f"expected a YAML mapping such as '{{type: random, accelerations: [4]}}', got {what}")
+    try:
+        mask_from_spec(masks)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(key, f"{what} is not a valid mask spec: {exc}") from exc
     return masks
 
 

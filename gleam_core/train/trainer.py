@@ -24,7 +24,7 @@ from .batches import BatchStream
 from .checkpoints import (check_losses_finite, latest_checkpoint, load_checkpoint, rng_state,
                           save_checkpoint, set_rng_state)
 from .datasets import build_dataset, val_loader
-from .evaluation import add_batch_metrics, batch_problem
+from .evaluation import add_batch_metrics, batch_problem, psnr_convention
 from .figures import comparison, save_png
 from .interrupt import DeferredInterrupt
 from .losses import get_loss
@@ -99,6 +99,7 @@ class Trainer:
         self.saved_iteration = self.iteration if state is not None else None
         self.log = MetricsLog(self.run_dir, spec.logging, resume_from=self.iteration if state is not None else None)
         self.last_val: dict | None = state.get("last_val") if state is not None else None
+        self.best: dict | None = state.get("best") if state is not None else None
 
     def _open_run_dir(self, resume: bool) -> dict | None:
         """Creates or checks the run directory; returns the checkpoint to resume from."""
@@ -124,14 +125,23 @@ class Trainer:
 
     # ---- checkpoints -----------------------------------------------------------------------
 
+    def _payload(self) -> dict:
+        return {"model": self.model.state_dict(), "model_description": self.model.description(),
+                "strategy": self.spec.strategy, "strategy_state": self.strategy.state_dict(),
+                "data_state": self.stream.state_dict(), "rng": rng_state(), "spec": to_dict(self.spec),
+                "last_val": self.last_val, "best": self.best}
+
     def save(self) -> Path:
-        payload = {"model": self.model.state_dict(), "model_description": self.model.description(),
-                   "strategy": self.spec.strategy, "strategy_state": self.strategy.state_dict(),
-                   "data_state": self.stream.state_dict(), "rng": rng_state(), "spec": to_dict(self.spec),
-                   "last_val": self.last_val}
-        path = save_checkpoint(self.run_dir, self.iteration, payload, self.spec.schedule.keep_last)
+        path = save_checkpoint(self.run_dir, self.iteration, self._payload(), self.spec.schedule.keep_last)
         self.saved_iteration = self.iteration
         return path
+
+    def keep_best(self, val: dict) -> None:
+        """Writes ``checkpoints/best.pt`` when ``val`` has the best validation PSNR so far, so a
+        run that overfits late still leaves its best network (gleam-eval/recon read it)."""
+        if self.best is None or val["psnr"] > self.best["value"]:
+            self.best = {"metric": "psnr", "value": float(val["psnr"]), "iteration": self.iteration}
+            save_checkpoint(self.run_dir, self.iteration, self._payload(), self.spec.schedule.keep_last, best=True)
 
     # ---- validation ------------------------------------------------------------------------
 
@@ -190,7 +200,9 @@ class Trainer:
                                                                  "epoch": self.stream.epoch})
                     if self.iteration % s.val_every == 0 or self.iteration == self.total:
                         val = self.validate()
-                        bar.write(f"[{self.iteration}] val loss {val['loss']:.4g}  PSNR {val['psnr']:.2f} dB "
+                        self.keep_best(val)
+                        bar.write(f"[{self.iteration}] val loss {val['loss']:.4g}  "
+                                  f"PSNR ({psnr_convention(spec.data.kind)}) {val['psnr']:.2f} dB "
                                   f"(zero-filled {val['psnr_zf']:.2f})  SSIM {val['ssim']:.4f} "
                                   f"(zero-filled {val['ssim_zf']:.4f})")
                     if self.iteration % s.checkpoint_every == 0 or self.iteration == self.total:
@@ -209,7 +221,12 @@ class Trainer:
             bar.close()
             self.log.close()
         val = self.last_val if self.last_val is not None else self.validate()
-        print(f"final validation ({self.strategy.name}, {self.total} iterations): PSNR {val['psnr']:.2f} dB vs "
+        print(f"final validation ({self.strategy.name}, {self.total} iterations): "
+              f"PSNR ({psnr_convention(spec.data.kind)}) {val['psnr']:.2f} dB vs "
               f"zero-filled {val['psnr_zf']:.2f} dB ({val['psnr'] - val['psnr_zf']:+.2f} dB); SSIM {val['ssim']:.4f} "
               f"vs {val['ssim_zf']:.4f}; NRMSE {val['nrmse']:.4f} vs {val['nrmse_zf']:.4f}", file=self.out)
+        if self.best is not None:
+            print(f"best validation PSNR {self.best['value']:.2f} dB at iteration {self.best['iteration']}, kept as "
+                  f"{self.run_dir / 'checkpoints' / 'best.pt'} (gleam-eval and gleam-recon read it by default; they "
+                  "score per volume, fastMRI's convention)", file=self.out)
         return val

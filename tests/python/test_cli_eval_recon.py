@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 
 import h5py
+import numpy as np
 import pytest
 import torch
 
@@ -159,3 +160,58 @@ def test_eval_refuses_files_without_target_but_recon_reads_them(trained, tmp_pat
                        "--no-figures"]) == 0
     with h5py.File(out / "test_file.h5") as f:
         assert f["reconstruction"].shape[0] == 2 and np.isfinite(f["reconstruction"][()]).all()
+
+
+def test_run_directories_are_read_through_their_best_checkpoint(trained, capsys):
+    root, _ = trained
+    best = root / "run" / "checkpoints" / "best.pt"
+    state = torch.load(best, weights_only=True)
+    assert state["best"]["metric"] == "psnr" and state["best"]["iteration"] == state["iteration"]
+    assert eval_main(["--run", str(root / "run"), "--limit", "1"]) == 0
+    captured = capsys.readouterr()
+    assert f"reading {best} (best validation psnr" in captured.err
+    assert "PSNR: per volume (fastMRI's convention" in captured.out
+    latest = latest_checkpoint(root / "run")
+    assert eval_main(["--checkpoint", str(latest), "--limit", "1"]) == 0
+    assert f"reading {latest} (iteration" in capsys.readouterr().err
+
+
+def test_masks_from_a_yaml_file(trained, tmp_path, capsys):
+    root, _ = trained
+    spec = tmp_path / "masks.yaml"
+    spec.write_text("type: equispaced\ncenter_fractions: [0.08]\naccelerations: [8]\n")
+    csv_path = tmp_path / "e.csv"
+    assert eval_main(["--run", str(root / "run"), "--masks", str(spec), "--limit", "1", "--out", str(csv_path)]) == 0
+    capsys.readouterr()
+    with open(csv_path) as f:
+        zf8 = float(next(csv.DictReader(f))["psnr_zf"])
+    assert eval_main(["--run", str(root / "run"), "--limit", "1", "--out", str(csv_path)]) == 0
+    with open(csv_path) as f:
+        zf4 = float(next(csv.DictReader(f))["psnr_zf"])
+    assert zf8 < zf4 - 0.5                     # the file's 8x masks were used, not the run's 3x
+    assert eval_main(["--run", str(root / "run"), "--masks", str(tmp_path / "nope.yaml")]) == 2
+    assert "neither a YAML mapping nor an existing YAML file" in capsys.readouterr().err
+    spec.write_text("type: random\n")
+    assert eval_main(["--run", str(root / "run"), "--masks", str(spec)]) == 2
+    assert "the contents of" in capsys.readouterr().err
+
+
+def test_recon_formats_through_the_cli(trained, tmp_path, capsys):
+    import nibabel as nib
+    import pydicom
+
+    root, files = trained
+    recon, _, _, scale = own_reconstruction(root / "run", files[0])
+    expected = (recon / scale).abs()[:, 0].numpy()                    # (slices, 32, 32)
+    out = tmp_path / "o"
+    for fmt in ("nifti", "dicom", "png"):
+        assert recon_main(["--checkpoint", str(root / "run"), "--in", str(files[0]), "--out", str(out), "--format", fmt,
+                           "--no-figures"]) == 0
+    img = nib.load(out / f"{files[0].stem}.nii.gz")
+    torch.testing.assert_close(torch.from_numpy(np.asarray(img.dataobj)), torch.from_numpy(expected.transpose(1, 2, 0)),
+                               rtol=1e-4, atol=1e-5)
+    assert img.header.get_zooms() == pytest.approx((280 / 32, 280 / 32, 4.5))   # the synthetic files' header
+    series = [pydicom.dcmread(p) for p in sorted((out / files[0].stem).glob("*.dcm"))]
+    assert len(series) == 3 and [float(v) for v in series[0].PixelSpacing] == pytest.approx([280 / 32] * 2)
+    assert float(series[0].SliceThickness) == pytest.approx(4.5)
+    assert len(list((out / files[0].stem).glob("*.png"))) == 3

@@ -88,7 +88,7 @@ def test_truncated_inside_data_fails_at_scan(tmp_path):
 
 def test_empty_and_missing_sources(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no .h5 data files"):
+    with pytest.raises(ValueError, match=r"no \.h5 or \.mat data files"):
         D.FastMRIDataset(tmp_path / "empty", verbose=False)
     with pytest.raises(ValueError, match="does not exist"):
         D.FastMRIDataset(tmp_path / "nope", verbose=False)

@@ -201,7 +201,7 @@ def test_summary_lists_files_items_shapes(tmp_path, capsys):
     D.FastMRIDataset(tmp_path, mask=RANDOM4)
     err = capsys.readouterr().err
     assert "2 files, 4 slices" in err and "(2, 32, 24)" in err and "2 coils" in err
-    assert "skipped" in err and "notes.txt" in err and "not an .h5 file" in err
+    assert "skipped" in err and "notes.txt" in err and "not an .h5 or .mat file" in err
 
 
 def test_volume_slabs_are_exact_3d_subproblems(tmp_path):

@@ -94,7 +94,9 @@ def test_bad_step_and_lam(problem):
 
 def test_not_a_tensor(problem):
     x, maps, _, mask = problem
-    raises(r"x must be a torch.Tensor, got ndarray", ops.sense_normal, x.numpy(), maps, mask)
+    raises(r"x must be a torch.Tensor \(or a NumPy/DLPack array\), got list", ops.sense_normal, x.tolist(), maps, mask)
+    raises(r"mixed array types: x is a numpy.ndarray but maps is a torch.Tensor", ops.sense_normal, x.numpy(), maps,
+           mask)
     raises(r"coil_chunk must be a positive int or None, got 0", ops.SenseOp, maps, mask, coil_chunk=0)
 
 

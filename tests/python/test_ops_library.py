@@ -74,7 +74,8 @@ def test_reference_fallback_in_fresh_process():
         import torch, warnings
         warnings.simplefilter("error")  # disabling on purpose must not warn
         from gleam_core import ops
-        assert ops.backend() == {"cpu": "reference", "cuda": "reference"}, ops.backend()
+        assert ops.backend() == {"cpu": "reference (GLEAM_NO_EXT=1)", "cuda": "reference (GLEAM_NO_EXT=1)"}, \
+            ops.backend()
         torch.manual_seed(0)
         x = torch.randn(2, 1, 6, 5, dtype=torch.complex128)
         maps = torch.randn(2, 4, 1, 6, 5, dtype=torch.complex128)
@@ -101,8 +102,19 @@ def test_build_failure_falls_back_with_one_warning(tmp_path):
             from gleam_core import ops
         msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
         assert len(msgs) == 1 and "reference" in msgs[0], msgs
-        assert ops.backend()["cpu"] == "reference"
+        for device, name in ops.backend().items():  # the reason travels with the backend name
+            assert name.startswith("reference (compiled build failed: "), (device, name)
     """)
     env = dict(os.environ, GLEAM_CACHE_DIR=str(tmp_path), CXX="/nonexistent/c++", CC="/nonexistent/cc")
     env.pop("GLEAM_NO_EXT", None)
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+
+
+def test_gleam_build_fails_loudly(tmp_path):
+    """gleam-build exits non-zero and names the first error instead of falling back quietly."""
+    env = dict(os.environ, GLEAM_CACHE_DIR=str(tmp_path), CXX="/nonexistent/c++", CC="/nonexistent/cc")
+    env.pop("GLEAM_NO_EXT", None)
+    done = subprocess.run([sys.executable, "-m", "gleam_core._build"], env=env, timeout=300,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    assert "the build FAILED; first error:" in done.stderr, done.stderr

@@ -35,7 +35,7 @@ from ...data import collate
 from ...models import UnrolledNet
 from ..checkpoints import check_losses_finite, latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..datasets import build_dataset
-from ..evaluation import add_batch_metrics, batch_problem
+from ..evaluation import add_batch_metrics, batch_problem, psnr_convention
 from ..figures import comparison, save_png
 from ..losses import get_loss
 from ..records import MetricsLog
@@ -343,7 +343,8 @@ class DistributedTrainer:
                 if it % s.val_every == 0 or it == self.total:
                     val = self.validate()
                     if self.rank0:
-                        bar.write(f"[{it}] val loss {val['loss']:.4g}  PSNR {val['psnr']:.2f} dB "
+                        bar.write(f"[{it}] val loss {val['loss']:.4g}  PSNR ({psnr_convention(spec.data.kind)}) "
+                                  f"{val['psnr']:.2f} dB "
                                   f"(zero-filled {val['psnr_zf']:.2f})  SSIM {val['ssim']:.4f} "
                                   f"(zero-filled {val['ssim_zf']:.4f})")
                 if it % s.checkpoint_every == 0 or it == self.total:
@@ -357,7 +358,8 @@ class DistributedTrainer:
                 self.log.close()
         val = self.last_val if self.last_val is not None else self.validate()
         if self.rank0:
-            print(f"final validation (gleam, {self.total} iterations): PSNR {val['psnr']:.2f} dB vs zero-filled "
+            print(f"final validation (gleam, {self.total} iterations): "
+                  f"PSNR ({psnr_convention(self.spec.data.kind)}) {val['psnr']:.2f} dB vs zero-filled "
                   f"{val['psnr_zf']:.2f} dB ({val['psnr'] - val['psnr_zf']:+.2f} dB); SSIM {val['ssim']:.4f} vs "
                   f"{val['ssim_zf']:.4f}; NRMSE {val['nrmse']:.4f} vs {val['nrmse_zf']:.4f}", file=self.out)
         return val
