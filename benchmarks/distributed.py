@@ -11,10 +11,10 @@ gleam-train`` with ``distributed.stages: 2`` (module-parallel, gloo), on the sam
 data generated on the fly (each pipeline stage generates every batch itself, as in
 production), and log one train record per iteration. Throughput (batches/s) is counted over
 the iterations after ``--warmup``:
-  1 process:   iterations / sum of step_time_s (loading the batch + the step; the trainer's
-               logging between steps is not counted, which favours this baseline slightly)
+  1 process:   iterations / sum of step_time_s (the trainer's wall time per iteration over
+               each logging interval, here one iteration: loading, step, records)
   2 processes: iterations / the larger of the two stages' summed stage_step_s (each stage's
-               wall time between the ends of consecutive iterations: everything counted,
+               wall time per iteration over the same intervals: everything counted,
                including waits for hand-offs and credits)
 Each configuration runs ``--repeats`` times, interleaved; the best and the median run of each
 are reported (the machine is shared), and every run is listed. The table goes to stdout and ``--out``.
@@ -82,7 +82,7 @@ def measure_single(spec: Path, out: Path, warmup: int) -> dict:
 def measure_pipeline(spec: Path, out: Path, warmup: int, depth: int) -> dict:
     recs = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m",
                 "gleam_core.cli.train", "--spec", str(spec), "--set", f"output={out}",
-                "--set", "distributed.stages=2", "--set", f"distributed.queue_depth={depth}"], out)
+                "--set", "distributed.stages=2", "--set", f"gleam.queue_depth={depth}"], out)
     window = [r for r in recs if r["iteration"] > warmup]
     stage_s = [sum(r["stage_step_s"][s] for r in window) for s in range(2)]
     wait = [sum(r["stage_wait_s"][s] for r in window) / sum(r["stage_step_s"][s] for r in window) for s in range(2)]

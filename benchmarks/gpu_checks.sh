@@ -34,5 +34,8 @@ $PY -m pytest ${PYTEST_ARGS:-tests/python} -q -x -p no:cacheprovider 2>&1 | tee 
 if [ "${SKIP_BENCH:-0}" != "1" ]; then
   step "ops benchmark on CUDA"
   $PY benchmarks/ops.py --device cuda --markdown "$OUT_DIR/ops_cuda.md" 2>&1 | tee "$OUT_DIR/bench.log" | tail -22 || status=1
+  step "mixed precision benchmark on CUDA (bf16, fp16 against fp32)"
+  $PY benchmarks/precision.py --device cuda --iterations 150 --out "$OUT_DIR/precision_cuda.md" 2>&1 \
+    | tee "$OUT_DIR/precision.log" | tail -12 || status=1
 fi
 exit $status

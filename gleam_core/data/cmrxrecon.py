@@ -36,7 +36,7 @@ that mirrors their ``UnderSample_*`` folder), else the lines sampled in the file
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,10 @@ import h5py
 import numpy as np
 import torch
 
-from ..atomic import atomic_h5, atomic_path
+from ..atomic import atomic_path
 from .base import FileEntry, H5Dataset
-from .formats import (CMRX_KSPACE_KEYS, CMRXRECON, MAPS, FORMAT_ATTR, DataFormatError, dataset, expect_shape,
-                      file_format, is_matlab_complex, open_h5, probe_end, require_format, str_attr)
+from .formats import (CMRX_KSPACE_KEYS, CMRXRECON, MAPS, DataFormatError, dataset, expect_shape, file_format,
+                      is_matlab_complex, open_h5, probe_end, require_format)
 from .masks import MaskFunc
 from .splits import Source
 
@@ -223,25 +223,12 @@ class CmrxReconDataset(H5Dataset):
 # ---------------------------------------------------------------------------------------------
 # ESPIRiT sidecars (gleam-data maps)
 
-def maps_sidecar_is_current(path: Path, side: Path, request: str) -> bool:
-    """True when ``side`` holds complete maps of CMRxRecon file ``path`` computed for ``request``."""
-    try:
-        with open_h5(path) as f, open_h5(side) as s:
-            key, _ = kspace_key(f)
-            return (file_format(s) == MAPS and str_attr(s, "source") == path.name
-                    and tuple(s.attrs.get("source_shape", ())) == tuple(f[key].shape)
-                    and str_attr(s, "espirit_request") == request and "maps" in s)
-    except (DataFormatError, KeyError):
-        return False
-
-
-def compute_maps_sidecar(path: Path, side: Path, *, espirit: dict[str, Any], request: str, device: str = "cpu",
-                         batch: int = 4) -> None:
+def compute_maps_sidecar(path: Path, side: Path, *, espirit: dict[str, Any], device: str = "cpu", batch: int = 4,
+                         on_slices: Callable[[int], None] | None = None) -> None:
     """ESPIRiT maps (slices, C, M, kx, ky) of one CMRxRecon file from its time-averaged k-space,
     one batch of slices at a time; the calibration width is capped at the autocalibration
     lines of undersampled files."""
-    from .espirit import espirit_maps
-    from .sidecar import center_width
+    from .sidecar import cap_calib_width, center_width, write_sidecar
 
     with open_h5(path) as f:
         require_format(f, CMRXRECON)
@@ -255,25 +242,13 @@ def compute_maps_sidecar(path: Path, side: Path, *, espirit: dict[str, Any], req
             every = mask.bool().all(dim=1)[0]                             # (H', W): sampled in all frames
             acs = min(center_width(every[every.shape[0] // 2].numpy()),
                       center_width(every[:, every.shape[1] // 2].numpy()) if every.shape[0] > 1 else kx)
-            params["calib_width"] = min(params.get("calib_width", 24), acs)
-            if params["calib_width"] < params.get("kernel_width", 6):
-                raise DataFormatError(f"{path}: '{key}' has only {acs} fully sampled center lines, fewer than the "
-                                      f"ESPIRiT kernel width {params.get('kernel_width', 6)}")
-        sets = params.get("sets", 1)
-        with atomic_h5(side) as s:
-            s.attrs[FORMAT_ATTR] = MAPS
-            s.attrs["source"] = path.name
-            s.attrs["source_shape"] = np.asarray(d.shape, dtype=np.int64)
-            for name, value in params.items():
-                s.attrs[f"espirit_{name}"] = value
-            s.attrs["espirit_request"] = request
-            out = s.create_dataset("maps", shape=(slices, coils, sets, kx, ky), dtype=np.complex64,
-                                   chunks=(1, coils, sets, kx, ky))
-            for start in range(0, slices, batch):
-                stop = min(start + batch, slices)
-                k = to_complex(np.asarray(d[:, start:stop])).mean(axis=0)  # (n, C, ky, kx), averaged over time
-                ks = torch.from_numpy(np.ascontiguousarray(k.transpose(0, 1, 3, 2))).to(device)
-                out[start:stop] = espirit_maps(ks, **params).cpu().numpy()
+            cap_calib_width(params, acs, path, f"'{key}' has")
+
+        def read(start: int, stop: int) -> np.ndarray:               # (n, C, kx, ky), averaged over time
+            return to_complex(np.asarray(d[:, start:stop])).mean(axis=0).transpose(0, 1, 3, 2)
+
+        write_sidecar(path, side, read, source_shape=d.shape, maps_shape=(slices, coils, kx, ky), espirit=espirit,
+                      params=params, device=device, batch=batch, on_slices=on_slices)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -189,7 +189,11 @@ class UniformMask1D(MaskFunc):
     pair). The same lines in every frame; ``calib`` is 24 in CMRxRecon 2023, 16 from 2024.
     ``kt=True`` on cine shapes (T, H, W) gives 2024's "ktUniform" (``ktUniformSampling.m``:
     a Toeplitz lattice of the frames' line patterns) instead: frame t samples the lines
-    ``y`` with ``(y - t) % acc == 0``, plus the calibration lines; mask (1, T, 1, W)."""
+    ``y`` with ``(y - t) % acc == 0``, plus the calibration lines; mask (1, T, 1, W). That is
+    the script's mask for even T (cine's 12 frames); for odd T (T1 mapping's 9, T2's 3) the
+    script's ``floor(nt)/2`` shifts its lattice by half a frame and leaves the last frame half
+    empty, which this mask does not copy: the challenge's own mask files are read as they are
+    (:func:`~gleam_core.data.cmrxrecon.read_mask_file`)."""
 
     kind = "uniform"
 

@@ -11,11 +11,12 @@ sidecar and a rerun resumes with the files not done yet.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import torch
 
@@ -55,19 +56,70 @@ def _request_key(espirit: dict[str, Any]) -> str:
     return json.dumps({k: espirit[k] for k in sorted(espirit)}, default=str)
 
 
+def _shapes(f: h5py.File) -> tuple[tuple[int, ...], tuple[int, int, int, int]]:
+    """The k-space shape of an open fastMRI or CMRxRecon file as stored, and the (slices, C,
+    H, W) its maps (slices, C, M, H, W) must have (CMRxRecon: (time, slice, coil, ky, kx)
+    stored, maps over (kx, ky))."""
+    if file_format(f) == CMRXRECON:
+        from .cmrxrecon import kspace_key
+
+        key, _ = kspace_key(f)
+        shape = tuple(f[key].shape)
+        _, slices, coils, ky, kx = shape
+        return shape, (slices, coils, kx, ky)
+    require_format(f, FASTMRI)
+    shape = tuple(dataset(f, "kspace", (4,)).shape)
+    return shape, shape  # type: ignore[return-value]
+
+
 def sidecar_is_current(path: Path, side: Path, espirit: dict[str, Any] | None = None) -> bool:
-    """True when ``side`` is a complete maps sidecar matching the shape of ``path`` (and, when
-    ``espirit`` is given, computed with those parameters)."""
+    """True when ``side`` is a complete maps sidecar matching the shape of fastMRI or CMRxRecon
+    file ``path`` (and, when ``espirit`` is given, computed with those parameters)."""
     try:
         with open_h5(path) as f, open_h5(side) as s:
-            shape = tuple(f["kspace"].shape)
+            shape, (slices, coils, h, w) = _shapes(f)
             if espirit is not None and str_attr(s, "espirit_request") != _request_key(espirit):
                 return False
             return (file_format(s) == MAPS and str_attr(s, "source") == path.name
                     and tuple(s.attrs.get("source_shape", ())) == shape and "maps" in s
-                    and tuple(s["maps"].shape[:2]) == shape[:2] and tuple(s["maps"].shape[3:]) == shape[2:])
+                    and tuple(s["maps"].shape[:2]) == (slices, coils) and tuple(s["maps"].shape[3:]) == (h, w))
     except (DataFormatError, KeyError):
         return False
+
+
+def cap_calib_width(params: dict[str, Any], width: int, path: Path, what: str) -> None:
+    """Limits ESPIRiT's calibration region of undersampled data to its ``width`` fully sampled
+    center lines (``what`` says which, for the error when fewer than the kernel width remain)."""
+    params["calib_width"] = min(params.get("calib_width", 24), width)
+    if params["calib_width"] < params.get("kernel_width", 6):
+        raise DataFormatError(f"{path}: {what} only {width} contiguous center lines, fewer than the ESPIRiT kernel "
+                              f"width {params.get('kernel_width', 6)}")
+
+
+def write_sidecar(path: Path, side: Path, read: Callable[[int, int], np.ndarray], *, source_shape: Sequence[int],
+                  maps_shape: tuple[int, int, int, int], espirit: dict[str, Any], params: dict[str, Any],
+                  device: str = "cpu", batch: int = 4, on_slices: Callable[[int], None] | None = None) -> None:
+    """Writes the maps sidecar ``side`` of ``path`` atomically: ``maps`` (slices, C, M, H, W)
+    complex64 from ``read(start, stop)``, the k-space (n, C, H, W) of slices [start, stop),
+    ``batch`` slices at a time; ``espirit``: the parameters asked for (stored to tell a rerun
+    with others), ``params``: those used."""
+    slices, coils, h, w = maps_shape
+    sets = params.get("sets", 1)
+    with atomic_h5(side) as s:
+        s.attrs[FORMAT_ATTR] = MAPS
+        s.attrs["source"] = path.name
+        s.attrs["source_shape"] = np.asarray(source_shape, dtype=np.int64)
+        for key, value in params.items():
+            s.attrs[f"espirit_{key}"] = value
+        s.attrs["espirit_request"] = _request_key(espirit)
+        out = s.create_dataset("maps", shape=(slices, coils, sets, h, w), dtype=np.complex64,
+                               chunks=(1, coils, sets, h, w))
+        for start in range(0, slices, batch):
+            stop = min(start + batch, slices)
+            ks = torch.from_numpy(np.ascontiguousarray(read(start, stop))).to(device=device, dtype=torch.complex64)
+            out[start:stop] = espirit_maps(ks, **params).cpu().numpy()
+            if on_slices is not None:
+                on_slices(stop - start)
 
 
 def compute_sidecar(path: Path, side: Path, *, espirit: dict[str, Any], device: str = "cpu", batch: int = 4,
@@ -78,28 +130,9 @@ def compute_sidecar(path: Path, side: Path, *, espirit: dict[str, Any], device: 
         k = dataset(f, "kspace", (4,))
         params = dict(espirit)
         if "mask" in f:  # undersampled test file: calibrate on its fully sampled center only
-            width = center_width(np.asarray(f["mask"][()]) > 0)
-            params["calib_width"] = min(params.get("calib_width", 24), width)
-            if params["calib_width"] < params.get("kernel_width", 6):
-                raise DataFormatError(f"{path}: the mask samples only {width} contiguous center columns, fewer than "
-                                      f"the ESPIRiT kernel width {params.get('kernel_width', 6)}")
-        nslices, coils, h, w = k.shape
-        sets = params.get("sets", 1)
-        with atomic_h5(side) as s:
-            s.attrs[FORMAT_ATTR] = MAPS
-            s.attrs["source"] = path.name
-            s.attrs["source_shape"] = np.asarray(k.shape, dtype=np.int64)
-            for key, value in params.items():
-                s.attrs[f"espirit_{key}"] = value
-            s.attrs["espirit_request"] = _request_key(espirit)
-            out = s.create_dataset("maps", shape=(nslices, coils, sets, h, w), dtype=np.complex64,
-                                   chunks=(1, coils, sets, h, w))
-            for start in range(0, nslices, batch):
-                stop = min(start + batch, nslices)
-                ks = torch.from_numpy(np.asarray(k[start:stop])).to(device=device, dtype=torch.complex64)
-                out[start:stop] = espirit_maps(ks, **params).cpu().numpy()
-                if on_slices is not None:
-                    on_slices(stop - start)
+            cap_calib_width(params, center_width(np.asarray(f["mask"][()]) > 0), path, "the mask samples")
+        write_sidecar(path, side, lambda start, stop: k[start:stop], source_shape=k.shape, maps_shape=k.shape,
+                      espirit=espirit, params=params, device=device, batch=batch, on_slices=on_slices)
 
 
 def compute_maps(source: Source, out_dir: str | Path | None = None, *, overwrite: bool = False, device: str = "cpu",
@@ -116,18 +149,13 @@ def compute_maps(source: Source, out_dir: str | Path | None = None, *, overwrite
 
     files, skipped, _ = resolve_files(source)
     report = MapsReport(failed=list(skipped))
-    request = _request_key(espirit)
     todo, targets = [], {}
     for path in files:
         try:
             with open_h5(path) as f:
                 fmt = file_format(f)
-                if fmt == CMRXRECON:
-                    key, _ = cmrxrecon.kspace_key(f)
-                    side, n = cmrxrecon.maps_path(path, out_dir), f[key].shape[1]
-                else:
-                    require_format(f, FASTMRI)
-                    side, n = sidecar_path(path, out_dir), dataset(f, "kspace", (4,)).shape[0]
+                side = cmrxrecon.maps_path(path, out_dir) if fmt == CMRXRECON else sidecar_path(path, out_dir)
+                n = _shapes(f)[1][0]
         except DataFormatError as exc:
             report.failed.append((path, str(exc)))
             continue
@@ -136,22 +164,16 @@ def compute_maps(source: Source, out_dir: str | Path | None = None, *, overwrite
                                         "them next to the inputs (no --out) or in separate folders"))
             continue
         targets[side] = path
-        current = (cmrxrecon.maps_sidecar_is_current(path, side, request) if fmt == CMRXRECON
-                   else sidecar_is_current(path, side, espirit))
-        if not overwrite and side.is_file() and current:
+        if not overwrite and side.is_file() and sidecar_is_current(path, side, espirit):
             report.kept.append(path)
         else:
             todo.append((path, side, n, fmt))
     with tqdm(total=sum(n for _, _, n, _ in todo), desc="ESPIRiT maps", unit="slice", disable=not progress) as bar:
         for path, side, n, fmt in todo:
             bar.set_postfix_str(path.name)
+            compute = cmrxrecon.compute_maps_sidecar if fmt == CMRXRECON else compute_sidecar
             try:
-                if fmt == CMRXRECON:
-                    cmrxrecon.compute_maps_sidecar(path, side, espirit=espirit, request=request, device=device,
-                                                   batch=batch)
-                    bar.update(n)
-                else:
-                    compute_sidecar(path, side, espirit=espirit, device=device, batch=batch, on_slices=bar.update)
+                compute(path, side, espirit=espirit, device=device, batch=batch, on_slices=bar.update)
                 report.computed.append(path)
             except (DataFormatError, ValueError, RuntimeError) as exc:
                 report.failed.append((path, str(exc)))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from torch import Tensor, nn
 
 from .channels import from_channels, to_channels
@@ -99,6 +101,9 @@ class ResidualDenoiser(nn.Module):
     def __init__(self, body: nn.Module, out_scale: float = 1.0) -> None:
         super().__init__()
         self.body = body
+        # None: the CNN runs in the parameters' dtype; torch.bfloat16/float16: under autocast
+        # (mixed precision, set by the trainer through UnrolledNet.set_compute_dtype).
+        self.compute_dtype: torch.dtype | None = None
         if out_scale != 1.0:
             last = _last_conv(body)
             raw_weight(last).data.mul_(out_scale)
@@ -106,8 +111,17 @@ class ResidualDenoiser(nn.Module):
                 last.bias.data.mul_(out_scale)
 
     def residual(self, x: Tensor) -> Tensor:
-        """f(x): complex (B, M, *S) -> complex (B, M, *S)."""
-        return from_channels(self.body(to_channels(x)))
+        """f(x): complex (B, M, *S) -> complex (B, M, *S), same dtype as ``x``.
+
+        With a ``compute_dtype``, the real channels are cast to it, the CNN runs under autocast,
+        and its output is cast back to ``x``'s real dtype: both casts explicit, so the data
+        consistency around the denoiser never sees the lower precision."""
+        h = to_channels(x)
+        if self.compute_dtype is None:
+            return from_channels(self.body(h))
+        with torch.autocast(h.device.type, dtype=self.compute_dtype):
+            out = self.body(h.to(self.compute_dtype))
+        return from_channels(out.to(h.dtype))
 
     def forward(self, x: Tensor, problem: Problem | None = None) -> Tensor:
         return x + self.residual(x)

@@ -45,12 +45,21 @@ class Problem:
         """The operator's fixed tensors (maps, mask): data of the batch, not activations."""
         return [self.op.maps, self.op.mask]
 
+    def tensors(self) -> list[Tensor]:
+        """Every tensor of the problem: maps, mask and ``ahy``."""
+        return [*self.constants(), self.ahy]
+
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "Problem":
-        """The same problem on another device and/or complex dtype (copies are non-blocking)."""
+        """The same problem on another device and/or complex dtype (copies are non-blocking),
+        with the operator's settings (``fft_ndim``, ``coil_chunk``, ``decouple``) kept."""
         device = torch.device(device)
         if device == self.device and (dtype is None or dtype == self.ahy.dtype):
             return self
-        maps = self.op.maps.to(device, dtype, non_blocking=True)
+        op = self.op
+        maps = op.maps.to(device, dtype, non_blocking=True)
+        # Decoupling shows as normal_dims leaving out the axes where the mask is constant; where it
+        # leaves none out, building with or without it gives the same operator.
         # SenseOp converts the mask to the real dtype of the maps.
-        op = SenseOp(maps, self.op.mask.to(device, non_blocking=True), fft_ndim=self.op.fft_ndim)
-        return Problem(op, self.ahy.to(device, dtype, non_blocking=True))
+        moved = SenseOp(maps, op.mask.to(device, non_blocking=True), fft_ndim=op.fft_ndim,
+                        coil_chunk=op.coil_chunk or None, decouple=op.normal_dims != op.fft_dims)
+        return Problem(moved, self.ahy.to(device, dtype, non_blocking=True))

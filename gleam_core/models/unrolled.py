@@ -130,6 +130,15 @@ class UnrolledNet(UnrollChain):
                                      f"{num_modules} so each module owns its denoiser")
         return chains
 
+    def set_compute_dtype(self, dtype: torch.dtype | None) -> None:
+        """Runs every denoiser's CNN in ``dtype`` under autocast (torch.bfloat16 or torch.float16;
+        None: the parameters' dtype). Data consistency is unaffected (complex64/128)."""
+        if dtype not in (None, torch.bfloat16, torch.float16):
+            raise ValueError(f"compute dtype must be None, torch.bfloat16 or torch.float16, got {dtype!r}")
+        for m in self.modules():
+            if isinstance(m, ResidualDenoiser):
+                m.compute_dtype = dtype
+
     def description(self) -> dict:
         """What :meth:`from_description` needs to rebuild this architecture (stored in checkpoints)."""
         return {"config": dataclasses.asdict(self.config), "kind": self.kind, "map_sets": self.map_sets,

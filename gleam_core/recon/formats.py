@@ -25,9 +25,12 @@ reconstruction space (the encoded space where no recon space is given), x along 
 rows (H, the readout) and y along the columns (W); slice thickness = the z field of view /
 z matrix size, and slices are stacked one thickness apart. Files without a header (synthetic,
 cine, 3D, CMRxRecon) get unit (1 mm) spacing and a warning. fastMRI files record no patient
-position or orientation, so the image axes are written as the patient axes (orientation
-rows x, columns y) with the volume centred on the origin; a viewer shows the right sizes and
-proportions, not the scanner's position.
+position or orientation, so both formats place the volume the same way, centred on the
+origin: in DICOM's patient axes (LPS) columns run along +x and rows along +y
+(ImageOrientationPatient ``1\\0\\0\\0\\1\\0``, the standard axial), slices along +z; the
+NIfTI affine maps each voxel to the same point in NIfTI's RAS axes (x and y negated). A viewer
+shows the right sizes and proportions, the image as the PNG shows it, not the scanner's
+position.
 """
 
 from __future__ import annotations
@@ -101,6 +104,9 @@ def write_reconstruction(out: Path, name: str, fmt: str, image: np.ndarray, geom
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 4:
         raise ValueError(f"image must be (Z, T, h, w), got shape {image.shape}")
+    if not np.isfinite(image).all():  # 16-bit and 8-bit scaling would turn NaN into arbitrary pixels
+        raise ValueError(f"image of {name} has {int((~np.isfinite(image)).sum())} non-finite values (NaN or inf); "
+                         "nothing written")
     path = output_path(out, name, fmt)
     attrs = dict(attrs or {})
     geometry = geometry or Geometry()
@@ -119,12 +125,20 @@ def write_reconstruction(out: Path, name: str, fmt: str, image: np.ndarray, geom
     return path
 
 
-def nifti_affine(shape: tuple[int, int, int], geometry: Geometry) -> np.ndarray:
-    """Voxel (i = row, j = column, k = slice) to mm, diagonal, the volume centred on the origin."""
-    spacing = np.array([geometry.row, geometry.col, geometry.slice])
-    affine = np.diag([*spacing, 1.0])
-    affine[:3, 3] = -spacing * (np.asarray(shape, dtype=float) - 1) / 2
+def patient_affine(shape: tuple[int, int, int], geometry: Geometry) -> np.ndarray:
+    """Voxel (i = row, j = column, k = slice) to DICOM patient coordinates (LPS, mm), the
+    volume centred on the origin: columns along +x, rows along +y, slices along +z (the
+    geometry both writers record; DICOM's PixelSpacing is (between rows, between columns))."""
+    h, w, z = shape
+    affine = np.zeros((4, 4))
+    affine[1, 0], affine[0, 1], affine[2, 2], affine[3, 3] = geometry.row, geometry.col, geometry.slice, 1.0
+    affine[:3, 3] = -affine[:3, :3] @ ((np.array([h, w, z], dtype=float) - 1) / 2)
     return affine
+
+
+def nifti_affine(shape: tuple[int, int, int], geometry: Geometry) -> np.ndarray:
+    """:func:`patient_affine` in NIfTI's RAS axes (DICOM's LPS with x and y negated)."""
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ patient_affine(shape, geometry)
 
 
 def write_nifti(path: Path, image: np.ndarray, geometry: Geometry, *, description: str = "") -> None:
@@ -135,10 +149,18 @@ def write_nifti(path: Path, image: np.ndarray, geometry: Geometry, *, descriptio
     if data.shape[3] == 1:
         data = data[..., 0]
     img = nib.Nifti1Image(data, nifti_affine(data.shape[:3], geometry))
-    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_xyzt_units("mm")  # time unknown: the files carry no frame interval (pixdim[4] = 1 means nothing)
     img.header["descrip"] = ("GLEAM recon, research use only " + description)[:79].encode()
     with atomic_open(path, "wb") as f:
         f.write(gzip.compress(img.to_bytes(), mtime=0))
+
+
+def _ds(value: float) -> str:
+    """A decimal string (DICOM VR DS) within the standard's 16 characters: ``str(140 / 24)``
+    has 17, which pydicom writes without complaint and strict readers refuse."""
+    from pydicom.valuerep import format_number_as_ds
+
+    return format_number_as_ds(float(value))
 
 
 def _uid(*parts: str) -> str:
@@ -158,11 +180,11 @@ def write_dicom_series(folder: Path, image: np.ndarray, geometry: Geometry, *, n
     attrs = attrs or {}
     nz, nt, h, w = image.shape
     peak = float(image.max())
-    slope = float(f"{peak / 65535.0:.9g}") if peak > 0 else 1.0
+    slope = float(_ds(peak / 65535.0)) if peak > 0 else 1.0      # the value written, so pixels match it
     pixels = np.clip(np.rint(image / slope), 0, 65535).astype(np.uint16)
     key = (name, attrs.get("checkpoint", ""), str(image.shape), f"{peak:.9g}")
     study, series, frame_of_ref = _uid("study", *key), _uid("series", *key), _uid("for", *key)
-    corner = -np.array([geometry.row * (h - 1), geometry.col * (w - 1)]) / 2
+    to_patient = patient_affine((h, w, nz), geometry)
     folder.mkdir(parents=True, exist_ok=True)
     for z in range(nz):
         for t in range(nt):
@@ -178,26 +200,27 @@ def write_dicom_series(folder: Path, image: np.ndarray, geometry: Geometry, *, n
             ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_ref
             ds.Modality = "MR"
             ds.ImageType = ["DERIVED", "SECONDARY"]
-            ds.PatientName, ds.PatientID = "Anonymous", name or "anonymous"
+            ds.PatientName, ds.PatientID = "Anonymous", (name or "anonymous")[:64]  # LO: 64 characters at most
             ds.SeriesDescription = f"GLEAM recon (research use only) {name}"[:64]
             ds.ImageComments = RESEARCH_NOTE
             ds.DerivationDescription = f"GLEAM network {attrs.get('checkpoint', '')}"[:1024]
             ds.BurnedInAnnotation = "NO"
             ds.SeriesNumber, ds.InstanceNumber = 1, number
-            position = float(geometry.slice * (z - (nz - 1) / 2))
-            ds.ImagePositionPatient = [float(corner[0]), float(corner[1]), position]
-            ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-            ds.SliceLocation = position
-            ds.PixelSpacing = [float(geometry.row), float(geometry.col)]
-            ds.SliceThickness = float(geometry.slice)
-            ds.SpacingBetweenSlices = float(geometry.slice)
+            position = to_patient @ np.array([0.0, 0.0, z, 1.0])      # the centre of the first pixel sent
+            ds.ImagePositionPatient = [_ds(v) for v in position[:3]]
+            ds.ImageOrientationPatient = [_ds(v) for v in (*to_patient[:3, 1] / geometry.col,
+                                                            *to_patient[:3, 0] / geometry.row)]
+            ds.SliceLocation = _ds(position[2])
+            ds.PixelSpacing = [_ds(geometry.row), _ds(geometry.col)]
+            ds.SliceThickness = _ds(geometry.slice)
+            ds.SpacingBetweenSlices = _ds(geometry.slice)
             if nt > 1:
                 ds.TemporalPositionIdentifier, ds.NumberOfTemporalPositions = t + 1, nt
             ds.Rows, ds.Columns = h, w
             ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
             ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-            ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0.0, slope, "US"
-            ds.WindowCenter, ds.WindowWidth = float(f"{peak / 2:.6g}"), float(f"{peak:.6g}")
+            ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", _ds(slope), "US"
+            ds.WindowCenter, ds.WindowWidth = _ds(peak / 2), _ds(peak)
             ds.PixelData = pixels[z, t].tobytes()
             buf = io.BytesIO()
             ds.save_as(buf, enforce_file_format=True)

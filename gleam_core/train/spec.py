@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import torch
 import yaml
 
 from ..data.masks import mask_from_spec
@@ -27,6 +28,9 @@ from .optim import OptimizerConfig
 from .schema import SpecError, from_dict, set_path, to_dict
 
 STRATEGY_NAMES = ("e2e", "checkpoint", "invertible", "gleam")
+# ``precision:`` -> the dtype the denoisers' CNNs run in under autocast (None: the parameters').
+# Data consistency and the ops stay complex64; fp16 adds a gradient scaler per optimizer.
+COMPUTE_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -71,6 +75,8 @@ class GleamOptions:
     modules: int = field(default=4, metadata={"min": 1})
     devices: list[str] | None = None                         # lanes; module m on devices[m % P]
     overlap: bool | Literal["auto"] = "auto"
+    # hand-offs a module may have produced that the next module (other lane or rank) has not taken
+    queue_depth: int = field(default=1, metadata={"min": 1})
 
 
 @dataclass
@@ -101,6 +107,7 @@ class Spec:
     device: str = "cpu"
     threads: int | None = field(default=None, metadata={"min": 1})   # torch intra-op threads
     strategy: Literal["e2e", "checkpoint", "invertible", "gleam"] = "e2e"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # the denoisers' CNNs; DC stays complex64
     loss: Literal["l1", "l2", "ssim"] = "l1"
     data: DataConfig = field(default_factory=DataConfig)
     masks: dict = field(default_factory=lambda: {"type": "random", "center_fractions": [0.08], "accelerations": [4]})
@@ -172,6 +179,10 @@ def check_spec(spec: Spec) -> None:
     if spec.strategy == "checkpoint" and u % spec.checkpoint.segment:
         raise SpecError("checkpoint.segment", f"got {spec.checkpoint.segment}, which does not divide "
                                               f"model.unrolls={u} (allowed: a divisor of {u})")
+    if spec.strategy == "invertible" and spec.precision != "fp32":
+        raise SpecError("precision", f"got {spec.precision!r} with strategy invertible, which rebuilds each unroll's "
+                                     "input by a fixed-point inverse of the denoiser: in reduced precision its error "
+                                     "(~1e-2 for bf16) corrupts the gradients. Allowed with invertible: fp32")
     try:
         mask_from_spec(spec.masks)
     except ValueError as exc:

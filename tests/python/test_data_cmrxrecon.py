@@ -65,6 +65,30 @@ def _uniform_matlab(r: int, calib: int) -> np.ndarray:
     return m
 
 
+def _kt_uniform_matlab(ny: int, nt: int, r: int, calib: int) -> np.ndarray:
+    """CMRxRecon 2024's ktUniformSampling.m (with ktdup.m) in numpy, line by line, as (t, ky):
+    the Toeplitz lattice of the ky and t patterns, its points moved to (ph, ti) coordinates
+    and back (with the script's ``floor(nt)/2``), plus the zpad-centred ACS lines."""
+    from scipy.linalg import toeplitz
+
+    ptmp, ttmp = np.zeros(ny), np.zeros(nt)
+    ptmp[np.arange(0, ny, r)], ttmp[np.arange(0, nt, r)] = 1, 1
+    ind = np.flatnonzero(toeplitz(ptmp, ttmp).T.ravel()) + 1              # MATLAB find: column-major, 1-based
+    ph = np.remainder(ind - 1, ny) - ny // 2
+    ti = np.floor((ind - 1) / ny) - nt / 2                                # floor(nt)/2, as written
+    pt = (ti + np.ceil((nt + 1) / 2) - 1) * ny + ph + np.ceil((ny + 1) / 2)   # ktdup: no duplicates here
+    assert len(np.unique(pt)) == len(pt)
+    ph = pt - np.floor((pt - 1) / ny) * ny - np.ceil((ny + 1) / 2)
+    ti = np.ceil(pt / ny) - np.ceil((nt + 1) / 2)
+    ind = np.floor(ny * (ti + nt // 2) + (ph + ny // 2 + 1) + 0.5).astype(int)  # MATLAB round (halves up here)
+    samp = np.zeros(ny * nt)
+    samp[np.maximum(ind, 1) - 1] = 1
+    out = samp.reshape(nt, ny)
+    first = ny // 2 + int(np.ceil(-calib / 2))
+    out[:, first:first + calib] = 1
+    return out
+
+
 @pytest.fixture
 def full_2023(tmp_path):
     """MultiCoil/Cine/TrainingSet/FullSample/P001/cine_sax.mat (2023 release, 'kspace_full')."""
@@ -105,6 +129,13 @@ def test_full_sample_cine_items_maps_and_challenge_masks(full_2023, capsys):
         assert s["maps"].shape == (SLICES, COILS, 1, KX, KY)
     _maps(path)                                                        # resumable: a current sidecar is kept
     assert "0 computed, 1 already done" in capsys.readouterr().out
+    with h5py.File(side, "r+") as s:              # this file's attrs over maps of transposed (ky, kx): not current
+        del s["maps"]
+        s.create_dataset("maps", data=np.zeros((SLICES, COILS, 1, KY, KX), np.complex64))
+    _maps(path)
+    assert "1 computed, 0 already done" in capsys.readouterr().out
+    with h5py.File(side, "r") as s:
+        assert s["maps"].shape == (SLICES, COILS, 1, KX, KY)
     spec = {"type": "uniform", "accelerations": [4], "calib": 24}
     ds = open_dataset(str(path.parents[1]), mask=spec, fixed_masks=True, verbose=False)   # the TrainingSet folder
     assert isinstance(ds, CmrxReconDataset) and len(ds) == SLICES
@@ -182,17 +213,18 @@ def test_uniform_mask_is_the_challenge_pattern():
         m = UniformMask1D([r], calib)((FRAMES, KX, KY), seed="P001")
         assert m.shape == (1, 1, 1, KY)
         assert torch.equal(m.flatten(), torch.from_numpy(_uniform_matlab(r, calib)[0].astype(np.float32)))
-    # ktUniform (2024, ktUniformSampling.m): the Toeplitz matrix of the ky and t patterns, plus the ACS lines
-    from scipy.linalg import toeplitz
-
-    for r in (4, 8):
-        ptmp, ttmp = np.zeros(KY), np.zeros(FRAMES)
-        ptmp[::r], ttmp[::r] = 1, 1
-        expected = toeplitz(ptmp, ttmp).T                                     # (t, ky)
-        expected[:, KY // 2 - 8:KY // 2 + 8] = 1
-        kt = UniformMask1D([r], 16, kt=True)((FRAMES, KX, KY))
-        assert kt.shape == (1, FRAMES, 1, KY)
+    # ktUniform (2024): ktUniformSampling.m, step by step, for even frame counts (cine's 12)
+    for r, frames in ((4, 6), (8, 12), (4, 12)):
+        expected = _kt_uniform_matlab(KY, frames, r, 16)
+        kt = UniformMask1D([r], 16, kt=True)((frames, KX, KY))
+        assert kt.shape == (1, frames, 1, KY)
         assert torch.equal(kt[0, :, 0], torch.from_numpy(expected.astype(np.float32)))
+    # odd frame counts (T1 mapping's 9, T2's 3): the script's floor(nt)/2 shifts its lattice by half a
+    # frame and leaves the last frame half empty; the mask keeps the regular lattice (documented)
+    kt = UniformMask1D([4], 16, kt=True)((9, KX, KY))[0, :, 0].numpy()
+    challenge = _kt_uniform_matlab(KY, 9, 4, 16)
+    assert not np.array_equal(kt, challenge) and challenge[-1].sum() < kt[-1].sum()
+    assert (kt.sum(axis=1) == kt[0].sum()).all()                               # every frame alike
     with pytest.raises(ValueError, match="kt"):
         UniformMask1D([4], 16, kt=True)((KX, KY))
     picked = {float(UniformMask1D([4, 8, 10])((KX, 128), seed=s).sum()) for s in range(20)}

@@ -77,7 +77,7 @@ def test_bad_layouts_name_the_keys(stages, replicas, world, modules, key, messag
 
 @pytest.mark.parametrize("override,key,message", [
     ("distributed.stages=3", "distributed.stages", "got 3, more stages than gleam.modules=2"),
-    ("distributed.queue_depth=0", "distributed.queue_depth", "expected a value >= 1"),
+    ("gleam.queue_depth=0", "gleam.queue_depth", "expected a value >= 1"),
     ("distributed.backend=mpi", "distributed.backend", "allowed: 'auto', 'gloo', 'nccl'"),
     ("distributed.stage=2", "distributed.stage", "did you mean 'stages'?"),
     ("distributed.timeout_s=0", "distributed.timeout_s", "expected a value >= 1.0"),
@@ -92,7 +92,7 @@ def test_bad_distributed_spec(tmp_path, override, key, message):
 def test_spec_section_round_trips_and_defaults(tmp_path):
     spec = tiny_spec(tmp_path, "strategy=gleam", "distributed.stages=2", "distributed.replay.enabled=true")
     d = spec.distributed
-    assert (d.stages, d.replicas, d.queue_depth, d.backend, d.replay.enabled) == (2, None, 1, "auto", True)
+    assert (d.stages, d.replicas, d.backend, d.replay.enabled, spec.gleam.queue_depth) == (2, None, "auto", True, 1)
     assert parse_spec(to_dict(spec)).distributed == d
     assert tiny_spec(tmp_path).distributed == DistributedOptions()
 

@@ -27,11 +27,13 @@ def run_one_rank(tmp_path, name: str, *overrides: str, iterations: int = 8) -> D
     return trainer
 
 
-def test_one_rank_equals_single_process(tmp_path):
-    trainer = run_one_rank(tmp_path, "dist")
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_one_rank_equals_single_process(tmp_path, precision):
+    """The stage is the single-process pipeline (fp16: with its per-module gradient scalers)."""
+    trainer = run_one_rank(tmp_path, "dist", f"precision={precision}")
     assert trainer.iteration == 8 and trainer.stage.modules == [0, 1]
     assert_same_training_state(state(tmp_path / "dist" / "run"),
-                               state(reference(tmp_path, "single", iterations=8)))
+                               state(reference(tmp_path, "single", f"precision={precision}", iterations=8)))
 
 
 def test_replay_buffer_adds_deterministic_bounded_updates(tmp_path):

@@ -37,7 +37,7 @@ def records(run) -> list[dict]:
 @pytest.fixture(scope="module")
 def module_parallel(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mp")
-    spec, run = write_spec(tmp, "dist", "distributed.stages=2", "distributed.queue_depth=1")
+    spec, run = write_spec(tmp, "dist", "distributed.stages=2", "gleam.queue_depth=1")
     code, out, seconds = torchrun(spec, 2)
     assert code == 0, out
     return tmp, run, out
@@ -92,7 +92,7 @@ def test_data_parallel_matches_single_process_on_the_union_of_batches(batch2_ref
 
 def test_two_stages_two_replicas(batch2_reference, tmp_path):
     spec, run = write_spec(tmp_path, "sr", "distributed.stages=2", "distributed.replicas=2", "data.batch_size=1",
-                           "distributed.queue_depth=2", iterations=8)
+                           "gleam.queue_depth=2", iterations=8)
     code, out, _ = torchrun(spec, 4)
     assert code == 0, out
     assert "rank 2 (stage 0, replica 1): modules [0]" in out

@@ -47,10 +47,11 @@ def test_nifti_round_trip(tmp_path):
     assert data.shape == (20, 16, 3)                                              # (rows, columns, slices)
     np.testing.assert_array_equal(data, image[:, 0].transpose(1, 2, 0))
     assert img.header.get_zooms() == pytest.approx((0.5, 0.75, 3.0))
-    assert img.header.get_xyzt_units() == ("mm", "sec")
+    assert img.header.get_xyzt_units() == ("mm", "unknown")                       # no frame interval is known
     centre = img.affine @ np.array([(20 - 1) / 2, (16 - 1) / 2, 1, 1])          # the volume is centred
     np.testing.assert_allclose(centre[:3], 0, atol=1e-9)
-    np.testing.assert_allclose(img.affine[:3, :3], np.diag([0.5, 0.75, 3.0]))
+    # RAS: a step down the rows goes posterior (-y), along a row to the patient's left (-x)
+    np.testing.assert_allclose(img.affine[:3, :3], [[0, -0.75, 0], [-0.5, 0, 0], [0, 0, 3.0]])
     cine = write_reconstruction(tmp_path, "cine.h5", "nifti", _image(z=2, t=5), GEOMETRY)
     assert nib.load(cine).shape == (20, 16, 2, 5)
 
@@ -74,7 +75,8 @@ def test_dicom_round_trip(tmp_path):
         restored = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
         np.testing.assert_allclose(restored, image[i, 0], atol=float(ds.RescaleSlope))   # 16-bit quantization
     np.testing.assert_allclose(np.diff(positions[:, 2]), 3.0)                       # one thickness apart
-    np.testing.assert_allclose(positions[:, :2], [[-0.5 * 19 / 2, -0.75 * 15 / 2]] * 4)
+    # IOP 1\\0\\0\\0\\1\\0: columns along x (0.75 mm apart), rows along y (0.5 mm): centred corner
+    np.testing.assert_allclose(positions[:, :2], [[-0.75 * 15 / 2, -0.5 * 19 / 2]] * 4)
     assert int(max(ds.pixel_array.max() for ds in series)) == 65535                 # the full 16 bits used
     frames = write_reconstruction(tmp_path, "cine.h5", "dicom", _image(z=1, t=3), GEOMETRY)
     cine = [pydicom.dcmread(f) for f in sorted(frames.glob("*.dcm"))]
@@ -103,3 +105,51 @@ def test_h5_and_png(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         write_reconstruction(tmp_path, "vol.h5", "nifti", image, None)    # no geometry given: unit spacing, silently
+
+
+def _dicom_points(ds: pydicom.Dataset, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """LPS positions (mm) of pixels (rows, cols) of one instance, by the standard's formula
+    (PS3.3 C.7.6.2.1.1): IPP + along-row cosine * column spacing * c + along-column cosine * row spacing * r."""
+    ipp = np.array(ds.ImagePositionPatient, dtype=float)
+    iop = np.array(ds.ImageOrientationPatient, dtype=float)
+    dr, dc = (float(v) for v in ds.PixelSpacing)
+    return ipp + np.outer(cols * dc, iop[:3]) + np.outer(rows * dr, iop[3:])
+
+
+def test_nifti_and_dicom_place_every_voxel_alike(tmp_path):
+    """The same voxel lands on the same point in both files (NIfTI RAS = DICOM LPS with x, y
+    negated), with the same value, for an anisotropic, non-square volume: a transposed or
+    miscentred geometry in either writer fails here."""
+    geometry = Geometry(row=140 / 24, col=0.7, slice=4.5 / 7, source="test")  # spacings of 17-digit reprs
+    image = _image(z=3, h=12, w=9, seed=3)
+    img = nib.load(write_reconstruction(tmp_path, "v.h5", "nifti", image, geometry))
+    series = [pydicom.dcmread(f) for f in sorted(write_reconstruction(tmp_path, "v.h5", "dicom", image,
+                                                                      geometry).glob("*.dcm"))]
+    rows, cols = np.meshgrid(np.arange(12), np.arange(9), indexing="ij")
+    rows, cols = rows.ravel(), cols.ravel()
+    data = np.asarray(img.dataobj)
+    centres = []
+    for z, ds in enumerate(series):
+        lps = _dicom_points(ds, rows, cols)
+        ras = (img.affine @ np.stack([rows, cols, np.full_like(rows, z), np.ones_like(rows)]))[:3].T
+        np.testing.assert_allclose(ras * [-1, -1, 1], lps, atol=1e-4)
+        restored = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        np.testing.assert_allclose(restored[rows, cols], data[rows, cols, z], atol=float(ds.RescaleSlope))
+        normal = np.cross(*np.reshape(np.array(ds.ImageOrientationPatient, dtype=float), (2, 3)))
+        assert float(np.dot(lps[0], normal)) == pytest.approx(float(ds.SliceLocation), abs=1e-4)
+        centres.append(lps.mean(axis=0))
+        for name in ("PixelSpacing", "ImagePositionPatient", "SliceThickness", "RescaleSlope", "WindowWidth"):
+            value = ds.data_element(name).value
+            assert all(len(str(v)) <= 16 for v in (value if isinstance(value, list | pydicom.multival.MultiValue)
+                                                    else [value])), (name, value)
+    np.testing.assert_allclose(np.mean(centres, axis=0), 0, atol=1e-4)      # centred on the origin
+    np.testing.assert_allclose(np.diff([c[2] for c in centres]), 4.5 / 7, rtol=1e-6)
+
+
+def test_non_finite_images_are_refused(tmp_path):
+    image = _image()
+    image[1, 0, 3, 4] = np.nan
+    for fmt in ("h5", "dicom"):
+        with pytest.raises(ValueError, match=r"image of vol\.h5 has 1 non-finite"):
+            write_reconstruction(tmp_path, "vol.h5", fmt, image, None)
+    assert not list(tmp_path.iterdir())

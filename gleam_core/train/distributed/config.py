@@ -32,7 +32,7 @@ class DistributedOptions:
     R data-parallel copies of the pipeline must equal the world size. Null entries are derived:
     both null -> S = the largest divisor of the world size that is at most gleam.modules, R =
     world size / S; one null -> world size divided by the other.
-    ``queue_depth``: hand-offs a stage may have sent that the next stage has not yet taken.
+    The hand-off queues between stages are ``gleam.queue_depth`` deep, like those between lanes.
     ``backend``: ``auto`` (nccl when the device is CUDA, else gloo), ``gloo`` or ``nccl``.
     ``timeout_s``: a hand-off, credit or collective that takes longer ends the job with an
     error naming the rank and stage it waited for.
@@ -40,7 +40,6 @@ class DistributedOptions:
 
     stages: int | None = field(default=None, metadata={"min": 1})
     replicas: int | None = field(default=None, metadata={"min": 1})
-    queue_depth: int = field(default=1, metadata={"min": 1})
     backend: Literal["auto", "gloo", "nccl"] = "auto"
     timeout_s: float = field(default=300.0, metadata={"min": 1.0})
     replay: ReplayOptions = field(default_factory=ReplayOptions)

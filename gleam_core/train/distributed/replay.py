@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...models import Problem
 from ..strategies import GleamUnit
@@ -42,10 +42,8 @@ class ReplayBuffer:
             x_in, problem, target = self.items[i]
             updater.zero_grad()
             loss = unit.loss_fn(unit.chain(problem, x_in), target)
-            loss.backward()
-            if updater.cfg.grad_clip is not None:
-                nn.utils.clip_grad_norm_(updater.params, updater.cfg.grad_clip, foreach=True)
-            updater.optimizer.step()
+            updater.backward(loss)
+            updater.step(schedule=False)
             losses.append(loss.detach())
             self.replayed += 1
         return losses

@@ -115,8 +115,9 @@ def combine(records: list[dict], world: World) -> dict:
 
     Per module (global order): ``loss`` and ``time_s`` averaged over replicas, ``lr`` of replica 0,
     ``module_peak_bytes`` the max over replicas (CPU only). ``peak_bytes``: max over ranks.
-    ``step_time_s``: rank 0's time since its previous iteration. Per stage: ``stage_step_s``
-    (time per iteration) and ``stage_wait_s`` (of which blocked on hand-offs and credits),
+    ``step_time_s``: rank 0's wall time per iteration over the logging interval. Per stage:
+    ``stage_step_s`` (time per iteration) and ``stage_wait_s`` (of which blocked on hand-offs
+    and credits), over the interval,
     averaged over replicas.
     """
     layout = world.layout

@@ -1,15 +1,14 @@
 """One pipeline stage: this rank's GLEAM modules, their hand-off queues and optional replay.
 
-A stage holds the contiguous modules ``layout.modules_of(stage)`` as
-:class:`~gleam_core.train.strategies.GleamUnit` s on this rank's device (each with its own
-optimizer and schedule), wrapped in DistributedDataParallel over the stage's replicas when
-there are several. Per training batch (:meth:`Stage.train_step`) it takes the previous stage's
-hand-off (stage 0: the batch's ``A^H y``), runs forward and update of each module in order
-(each module's input detached, as in single-process GLEAM), and sends the last module's
-detached output to the next stage right after its forward, before that module's backward and
-optimizer step, so the next stage starts while this one updates. The arithmetic is that of
-the single-process ``gleam`` strategy with one lane, so with one replica the weights are
-bitwise those of a single-process run on the same batches, whatever the queue depth.
+A stage is the single-process GLEAM :class:`~gleam_core.train.strategies.Pipeline` over the
+contiguous modules ``layout.modules_of(stage)``, on this rank's device (each with its own
+optimizer and schedule, wrapped in DistributedDataParallel over the stage's replicas when there
+are several), whose first module receives the previous stage's hand-off (stage 0: the batch's
+``A^H y``) and whose last module's detached output goes to the next stage right after its
+forward, before that module's backward and optimizer step, so the next stage starts while this
+one updates. Same units, same issue order, same queue rule (``gleam.queue_depth``) as one
+process: with one replica the weights are bitwise those of a single-process run on the same
+batches, whatever the queue depth.
 """
 
 from __future__ import annotations
@@ -23,9 +22,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ...models import Problem, UnrolledNet
 from ..losses import LossFn
-from ..memory import SavedTensorMeter, cuda_peaks
 from ..spec import Spec
-from ..strategies import GleamUnit, Lane, StepResult
+from ..strategies import GleamUnit, Lane, Pipeline, StepResult
 from .handoff import PeerFailure, Receiver, Sender, failure_kind
 from .replay import ReplayBuffer
 from .world import World
@@ -56,14 +54,14 @@ def to_cpu(obj):
     return obj
 
 
-class Stage:
+class Stage(Pipeline):
     """This rank's part of the pipeline.
 
     Args:
         world: this rank's world (layout, device, groups).
         model: the whole network (built identically on every rank, so initial weights agree);
             only this stage's modules move to ``world.device`` and train here.
-        spec: the run's spec (gleam.modules, optimizer, distributed.queue_depth, replay, seed).
+        spec: the run's spec (gleam.modules, gleam.queue_depth, optimizer, replay, seed).
         loss_fn: the local loss (pred, target) -> 0-dim.
         total: iterations (for the LR schedules).
         status: optional ``on_wait`` hook of the hand-off endpoints (see :class:`.reporting.Status`).
@@ -75,15 +73,18 @@ class Stage:
         chains = model.split(spec.gleam.modules)
         self.modules = world.layout.modules_of(world.stage)
         lane = CurrentStreamLane(world.device)
-        self.units = [GleamUnit(m, chains[m], loss_fn, spec.optimizer, total, lane) for m in self.modules]
+        units = [GleamUnit(m, chains[m], loss_fn, spec.optimizer, total, lane, spec.precision == "fp16")
+                 for m in self.modules]
         self.chains = [chains[m] for m in self.modules]  # unwrapped, for inference and state
         if world.stage_group is not None:
-            for unit in self.units:
+            for unit in units:
                 unit.chain = DistributedDataParallel(unit.chain, process_group=world.stage_group, **_NO_BUFFER_SYNC)
         on_wait = status.waiting if status is not None else None
         self.inbox = Receiver(world, world.prev_rank, on_wait) if not world.first else None
-        self.outbox = Sender(world, world.next_rank, spec.distributed.queue_depth, on_wait) if not world.last \
+        self.outbox = Sender(world, world.next_rank, spec.gleam.queue_depth, on_wait) if not world.last \
             else None
+        super().__init__(units, overlap=False, queue_depth=spec.gleam.queue_depth,
+                         receive=self._input, send=self.outbox.send if self.outbox is not None else None)
         r = spec.distributed.replay
         self.replay = [ReplayBuffer(r.size, r.steps, seed=spec.seed * 1_000_003 + 1009 * m + world.replica)
                        for m in self.modules] if r.enabled else None
@@ -99,32 +100,22 @@ class Stage:
     def _input(self, problem: Problem) -> Tensor:
         return problem.ahy if self.inbox is None else self.inbox.recv(problem.ahy)
 
+    def _update(self, i: int, unit: GleamUnit, x_in: Tensor, out: Tensor, problem: Problem,
+                target: Tensor) -> Tensor:
+        with self._all_reduce_errors(unit):
+            loss = super()._update(i, unit, x_in, out, problem, target)
+            if self.replay is not None:
+                self.replay[i].add(x_in, problem, target)
+                self.replay[i].replay(unit)
+        return loss
+
     def train_step(self, problem: Problem, target: Tensor) -> StepResult:
-        """One batch through this stage's modules (forward, hand-off, update), like
-        ``Gleam.train_step`` on one lane; losses of this stage's modules only."""
-        x = self._input(problem)
-        cuda = self.device.type == "cuda"
-        step_meter = None if cuda else SavedTensorMeter()
-        constants = problem.constants() + [target]
-        losses: list[Tensor] = []
-        with cuda_peaks([self.device]) if cuda else contextlib.nullcontext({"peak": 0}) as gpu:
-            for i, unit in enumerate(self.units):
-                unit.begin(step_meter, constants)
-                x_in = x
-                out = unit.forward(x_in, problem)
-                x = out.detach()
-                if i == len(self.units) - 1 and self.outbox is not None:
-                    self.outbox.send(x)
-                with self._all_reduce_errors(unit):
-                    losses.append(unit.update(out, target))
-                    if self.replay is not None:
-                        self.replay[i].add(x_in, problem, target)
-                        self.replay[i].replay(unit)
+        """One batch through this stage's modules (:meth:`Pipeline.step`); losses of this
+        stage's modules only."""
+        result = self.step(problem, target)
         if self.outbox is not None:
             self.outbox.poll()
-        memory = None if cuda else [u.meter.peak for u in self.units]
-        peak = max(gpu["peak"], step_meter.peak if step_meter is not None else 0)
-        return StepResult(losses, [u.watch for u in self.units], memory, peak)
+        return result
 
     @contextlib.contextmanager
     def _all_reduce_errors(self, unit: GleamUnit):
@@ -173,8 +164,12 @@ class Stage:
         """{module index: optimizer and scheduler state} on the CPU."""
         return {m: to_cpu(u.updater.state_dict()) for m, u in zip(self.modules, self.units)}
 
-    def load_updaters(self, states: list[dict]) -> None:
-        """Loads this stage's entries of a checkpoint's per-module updater states."""
+    def review(self, stats) -> None:
+        """Nothing to check beyond the losses, which the trainer checks."""
+
+    def load_state_dict(self, state: dict) -> None:
+        """Loads this stage's entries of a checkpoint's per-module updater states (``state["updaters"]``)."""
+        states = state["updaters"]
         if len(states) != self.world.layout.modules:
             raise ValueError(f"checkpoint has {len(states)} module optimizers, this gleam run has "
                              f"{self.world.layout.modules} modules (gleam.modules must match the checkpoint)")

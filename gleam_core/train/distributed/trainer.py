@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-import time
 from collections import deque
 from pathlib import Path
 from typing import TextIO
@@ -32,12 +30,9 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ...data import collate
-from ...models import UnrolledNet
-from ..checkpoints import check_losses_finite, latest_checkpoint, rng_state, save_checkpoint, set_rng_state
-from ..datasets import build_dataset
+from ..checkpoints import check_losses_finite, latest_checkpoint, rng_state, save_checkpoint
 from ..evaluation import add_batch_metrics, batch_problem, psnr_convention
 from ..figures import comparison, save_png
-from ..losses import get_loss
 from ..records import MetricsLog
 from ..schema import to_dict
 from ..spec import Spec
@@ -68,8 +63,12 @@ class CollectiveFailure(RuntimeError):
         self.hang = hang
 
 
-class DistributedTrainer:
+class DistributedTrainer(Trainer):
     """Builds this rank's part of a distributed GLEAM run; :meth:`run` trains it.
+
+    The single-process :class:`~gleam_core.train.trainer.Trainer`'s setup, with this rank's
+    device, its replica's shard of the batches, its pipeline stage as the strategy, rank 0's
+    records and collective run-directory checks.
 
     Args:
         spec: a validated spec with ``strategy: gleam``.
@@ -80,50 +79,44 @@ class DistributedTrainer:
     """
 
     def __init__(self, spec: Spec, world: World, resume: bool = False, out: TextIO | None = None) -> None:
-        self.spec, self.world = spec, world
-        self.out = out if out is not None else sys.stdout
+        self.world = world
         self.rank0 = world.rank == 0
-        self.run_dir = Path(spec.output)
-        self.device = world.device
-        if spec.threads is not None:
-            torch.set_num_threads(spec.threads)
         self.status = Status(world)
         self.status.set("starting")
         self.restarted_fresh = False
-        state = self._open_run_dir(resume)
-        # From here on, the same sequence as the single-process Trainer (identical weights and data).
-        torch.manual_seed(spec.seed)
-        kind = spec.data.kind
-        self.train_set = build_dataset(spec.data.train, kind, spec.masks, spec.seed, train=True, key="data.train")
-        self.val_set = build_dataset(spec.data.val, kind, spec.masks, spec.seed, train=False, key="data.val")
-        self.stream = ShardedBatchStream(self.train_set, spec.data.batch_size, collate, spec.seed, spec.data.shuffle,
-                                         spec.data.num_workers, pin_memory=self.device.type == "cuda",
-                                         replica=world.replica, replicas=world.layout.replicas)
-        s = spec.schedule
-        self.total = s.iterations if s.iterations is not None else s.epochs * self.stream.batches_per_epoch
-        map_sets = int(self.train_set[0]["maps"].shape[1])
-        self.model = UnrolledNet(spec.model, kind, map_sets, spec.gleam.modules)
-        self.loss_fn = get_loss(spec.loss)
-        self.stage = Stage(world, self.model, spec, self.loss_fn, self.total, self.status)
-        self.iteration = 0
-        if state is not None:
-            self.model.load_state_dict(state["model"])
-            self.stage.load_updaters(state["strategy_state"]["updaters"])
-            self.stream.load_state_dict(state["data_state"])
-            per_rank = state.get("distributed", {}).get("rng")
-            same_world = per_rank is not None and len(per_rank) == world.size
-            set_rng_state(per_rank[world.rank] if same_world else state["rng"])
-            self.iteration = state["iteration"]
-        self.saved_iteration = self.iteration if state is not None else None
-        self.last_val: dict | None = state.get("last_val") if state is not None else None
-        self.log = None
-        if self.rank0:
-            resume_from = self.iteration if state is not None else (0 if self.restarted_fresh else None)
-            self.log = MetricsLog(self.run_dir, spec.logging, resume_from=resume_from)
         self.board = StatsBoard(world)
         self._pending: deque[int] = deque()
         self.last_record: dict | None = None
+        self._waited = 0.0
+        super().__init__(spec, resume, out)
         self.fault = parse_fault(os.environ.get(FAULT_ENV))
+
+    @property
+    def stage(self) -> Stage:
+        """This rank's pipeline stage (its strategy)."""
+        return self.strategy  # type: ignore[return-value]
+
+    def _main_device(self) -> torch.device:
+        return self.world.device
+
+    def _batch_stream(self) -> ShardedBatchStream:
+        d, w = self.spec.data, self.world
+        return ShardedBatchStream(self.train_set, d.batch_size, collate, self.spec.seed, d.shuffle, d.num_workers,
+                                  pin_memory=self.device.type == "cuda", replica=w.replica, replicas=w.layout.replicas)
+
+    def _build_strategy(self) -> Stage:
+        return Stage(self.world, self.model, self.spec, self.loss_fn, self.total, self.status)
+
+    def _saved_rng(self, state: dict) -> dict:
+        per_rank = state.get("distributed", {}).get("rng")
+        return per_rank[self.world.rank] if per_rank is not None and len(per_rank) == self.world.size \
+            else state["rng"]
+
+    def _open_log(self, state: dict | None) -> MetricsLog | None:
+        if not self.rank0:
+            return None
+        resume_from = self.iteration if state is not None else (0 if self.restarted_fresh else None)
+        return MetricsLog(self.run_dir, self.spec.logging, resume_from=resume_from)
 
     # ---- setup -----------------------------------------------------------------------------
 
@@ -137,7 +130,7 @@ class DistributedTrainer:
                 if auto:
                     print(f"elastic restart {attempt}: resuming from the latest checkpoint", file=self.out)
                 # The single-process rules, verbatim (same checks, same messages).
-                state = Trainer._open_run_dir(self, resume or auto)  # type: ignore[arg-type]
+                state = super()._open_run_dir(resume or auto)
                 result = ("ok", state, attempt > 0 and state is None)
             except (ValueError, RuntimeError, OSError) as exc:
                 result = ("error", str(exc), isinstance(exc, ValueError))
@@ -181,12 +174,12 @@ class DistributedTrainer:
 
     # ---- records ---------------------------------------------------------------------------
 
-    def _post_stats(self, stats: dict, step_s: float, wait_s: float) -> None:
+    def _post_stats(self, stats: dict) -> None:
         w = self.world
         record = {"rank": w.rank, "stage": w.stage, "replica": w.replica, "modules": self.stage.modules,
                   "loss": stats["loss"], "time_s": stats["time_s"], "peak_bytes": stats["peak_bytes"],
                   "module_peak_bytes": stats.get("module_peak_bytes"), "lr": self.stage.lrs(),
-                  "step_s": step_s, "wait_s": wait_s, "epoch": self.stream.epoch}
+                  "step_s": stats["step_time_s"], "wait_s": stats["wait_s"], "epoch": self.stream.epoch}
         self.board.post(self.iteration, record)
         if self.rank0:
             self._pending.append(self.iteration)
@@ -253,7 +246,9 @@ class DistributedTrainer:
 
     def save(self) -> Path | None:
         """One consistent checkpoint of iteration ``self.iteration`` (all stages there), written
-        by rank 0 in the single-process format; returns its path on rank 0."""
+        by rank 0 in the single-process format; returns its path on rank 0. Each rank first
+        checks its steps not yet read back: a NaN stops the job before anything is written."""
+        self._settle()
         mine = None
         if self.world.replica == 0:
             mine = {"modules": self.stage.module_states(), "updaters": self.stage.updater_states()}
@@ -283,22 +278,26 @@ class DistributedTrainer:
 
     # ---- training --------------------------------------------------------------------------
 
-    def _check_finite(self, losses: list[float]) -> None:
-        check_losses_finite(losses, self.stage.modules, self.iteration, self.saved_iteration, self.run_dir,
+    def _check_finite(self, losses: list[float], iteration: int) -> None:
+        check_losses_finite(losses, self.stage.modules, iteration, self.saved_iteration, self.run_dir,
                             where=self.world.describe())
 
-    def train_iteration(self) -> dict:
-        """Loads this replica's next batch and trains this stage's modules on it; returns the
-        step's statistics (this rank's modules)."""
+    def _interval(self, steps: int, seconds: float) -> dict:
+        """Wall time and hand-off wait per iteration over the interval."""
+        waited, self._waited = self.stage.wait_s() - self._waited, self.stage.wait_s()
+        return {"step_time_s": seconds / steps, "wait_s": waited / steps}
+
+    def _restart_clock(self) -> None:
+        super()._restart_clock()
+        self._waited = self.stage.wait_s()
+
+    def _train_one(self) -> None:
+        """Loads this replica's next batch and issues this stage's modules on it."""
         self.status.set("computing", self.iteration + 1)
-        problem, target = batch_problem(next(self.stream), self.spec.data.kind, self.device)
-        stats = self.stage.train_step(problem, target).resolve()
-        self._check_finite(stats["loss"])
-        self.iteration += 1
+        super()._train_one()
         if self.fault is not None:  # test-only: the status table must show where the fault struck
             self.status.set("computing", self.iteration, force=True)
             maybe_inject(self.fault, self.world.rank, self.iteration, restart_count(), self.world.describe())
-        return stats
 
     def _postfix(self, stats: dict) -> str:
         """Progress-bar text: rank 0's modules' losses now, the others' from the last record."""
@@ -323,24 +322,25 @@ class DistributedTrainer:
         spec, s, w = self.spec, self.spec.schedule, self.world
         if self.rank0:
             print(f"distributed: {w.size} ranks = {w.layout.stages} stages x {w.layout.replicas} replicas, "
-                  f"backend {w.backend}, queue depth {spec.distributed.queue_depth}\n{w.layout.table()}",
+                  f"backend {w.backend}, queue depth {spec.gleam.queue_depth}\n{w.layout.table()}",
                   file=self.out)
         bar = tqdm(total=self.total, initial=self.iteration, disable=not (self.rank0 and spec.logging.progress),
                    unit="it", dynamic_ncols=True, desc=f"gleam {w.layout.stages}x{w.layout.replicas}")
         try:
-            clock, waited = time.perf_counter(), self.stage.wait_s()
+            self._restart_clock()
             while self.iteration < self.total:
-                stats = self.train_iteration()
-                now, wait_now = time.perf_counter(), self.stage.wait_s()
+                self._train_one()
                 it = self.iteration
                 if it % spec.logging.every == 0 or it == self.total:
-                    self._post_stats(stats, now - clock, wait_now - waited)
-                clock, waited = now, wait_now
+                    stats = self._settle()
+                    self._post_stats(stats)
+                    if self.rank0:
+                        bar.set_postfix_str(self._postfix(stats), refresh=False)
                 if self.rank0:
                     self._write_records(block=False)
                     bar.update(1)
-                    bar.set_postfix_str(self._postfix(stats), refresh=False)
                 if it % s.val_every == 0 or it == self.total:
+                    self._settle()
                     val = self.validate()
                     if self.rank0:
                         bar.write(f"[{it}] val loss {val['loss']:.4g}  PSNR ({psnr_convention(spec.data.kind)}) "
@@ -350,7 +350,7 @@ class DistributedTrainer:
                 if it % s.checkpoint_every == 0 or it == self.total:
                     self.save()
                 if it % s.val_every == 0 or it % s.checkpoint_every == 0:
-                    clock, waited = time.perf_counter(), self.stage.wait_s()
+                    self._restart_clock()
             self.finish()
         finally:
             bar.close()

@@ -6,14 +6,15 @@ module-wise training, optionally overlapped on several devices/streams). All imp
 :class:`Strategy`.
 """
 
-from .base import StepResult, Strategy, WholeNetworkStrategy
+from .base import StepResult, Strategy, WholeNetworkStrategy, resolve_steps
 from .checkpoint import Checkpointed
 from .e2e import EndToEnd
-from .gleam import Gleam, GleamUnit
+from .gleam import Gleam
 from .invertible import Invertible
-from .lanes import Lane, parse_device
+from .lanes import Lane, LaneLink, parse_device
+from .pipeline import GleamUnit, Pipeline
 
 STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (EndToEnd, Checkpointed, Invertible, Gleam)}
 
-__all__ = ["STRATEGIES", "Checkpointed", "EndToEnd", "Gleam", "GleamUnit", "Invertible", "Lane", "StepResult",
-           "Strategy", "WholeNetworkStrategy", "parse_device"]
+__all__ = ["STRATEGIES", "Checkpointed", "EndToEnd", "Gleam", "GleamUnit", "Invertible", "Lane", "LaneLink", "Pipeline",
+           "StepResult", "Strategy", "WholeNetworkStrategy", "parse_device", "resolve_steps"]

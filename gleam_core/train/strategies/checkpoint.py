@@ -22,8 +22,8 @@ class Checkpointed(WholeNetworkStrategy):
     name = "checkpoint"
 
     def __init__(self, model: UnrolledNet, loss_fn: LossFn, optim: OptimizerConfig, total: int, device,
-                 segment: int = 1) -> None:
-        super().__init__(model, loss_fn, optim, total, device)
+                 segment: int = 1, scale_grads: bool = False) -> None:
+        super().__init__(model, loss_fn, optim, total, device, scale_grads)
         u = len(model.unrolls)
         if segment < 1 or u % segment:
             raise ValueError(f"checkpoint.segment must be a positive divisor of model.unrolls={u}, got {segment!r}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -140,14 +141,15 @@ class Invertible(WholeNetworkStrategy):
 
     def extra(self) -> dict[str, Tensor]:
         run, self._last = self._last, None
-        if run is None:
-            return {}
-        err = run.errors.get("inversion_error")
-        # The trainer reads these numbers right after the step anyway, so this costs no extra sync.
-        if not self._warned and err is not None and not float(err) <= self.warn_above:
+        return {} if run is None else run.errors
+
+    def review(self, stats: Sequence[dict]) -> None:
+        # Read at the logging interval with the losses: no host sync of its own.
+        err = next((s["inversion_error"] for s in stats if not s.get("inversion_error", 0.0) <= self.warn_above),
+                   None)
+        if not self._warned and err is not None:
             self._warned = True
-            warnings.warn(f"invertible: inversion error {float(err):.3g} > {self.warn_above:g}: the rebuilt inputs, "
+            warnings.warn(f"invertible: inversion error {err:.3g} > {self.warn_above:g}: the rebuilt inputs, "
                           f"and so the gradients, are unreliable (anchors every {self.anchor_every} of "
                           f"{len(self.model.unrolls)} unrolls). Lower invertible.anchor_every, bound the denoiser "
                           "(model.denoiser.lipschitz < 1), or use strategy checkpoint", stacklevel=2)
-        return run.errors
