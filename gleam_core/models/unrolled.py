@@ -106,6 +106,13 @@ class UnrolledNet(UnrollChain):
         super().__init__(unrolls)
         self.config, self.kind, self.map_sets, self.share_groups = config, kind, map_sets, share_groups
 
+    def reconstruct(self, kspace: Tensor, maps: Tensor, mask: Tensor) -> Tensor:
+        """Tensors in, image out (the entry deployment and export use): undersampled k-space
+        (B, C, *S), maps (B, C, M, *S) and mask (broadcastable to (B, 1, *S)) -> (B, M, *S), the
+        whole chain run from the zero-filled image. The operator is built here, so traced and
+        exported graphs contain it."""
+        return self(Problem.from_data(kspace, maps, mask, self.fft_ndim))
+
     def split(self, num_modules: int) -> list[UnrollChain]:
         """M chains of K = U / M consecutive unrolls, sharing parameters with this network."""
         u = len(self.unrolls)
