@@ -81,7 +81,12 @@ def _sources(root: Path, with_cuda: bool) -> list[Path]:
     files = [f for f in files if "cuda" not in f.relative_to(root).parts]
     if with_cuda:
         files += sorted((root / "csrc").rglob("*.cu"))
-    return files
+    return [f for f in files if _in_extension(root, f)]
+
+
+def _in_extension(root: Path, path: Path) -> bool:
+    """csrc/infer is the CMake-built gleam-infer tool (HDF5, libtorch), not part of the extension."""
+    return path.relative_to(root).parts[:2] != ("csrc", "infer")
 
 
 def _cpu_signature() -> str:
@@ -150,8 +155,9 @@ def build_config() -> dict:
         cuda_flags.append("-DGLEAM_WITH_CUDA")
     srcs = _sources(root, with_cuda)
     h = hashlib.sha256()
-    for path in sorted(srcs + list((root / "csrc").rglob("*.h")) + list((root / "csrc").rglob("*.cuh"))
-                       + list((root / "python").glob("*.h"))):
+    headers = [p for p in list((root / "csrc").rglob("*.h")) + list((root / "csrc").rglob("*.cuh"))
+               if _in_extension(root, p)]
+    for path in sorted(srcs + headers + list((root / "python").glob("*.h"))):
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     for part in (torch.__version__, str(torch.version.cuda), sys.version, " ".join(cflags), " ".join(cuda_flags),

@@ -55,11 +55,10 @@ def table(rows: list[dict]) -> str:
 
 
 def evaluate(args: argparse.Namespace) -> tuple[list[dict], Path]:
-    from ..train.checkpoints import describe_checkpoint, load_model, resolve_checkpoint
+    from ..devices import parse_device
+    from ..recon import describe_checkpoint, load_model, reconstruct_volumes, resolve_checkpoint
     from ..train.datasets import Limited, build_dataset, masks_option
-    from ..train.evaluation import reconstruct_volumes
     from ..train.spec import parse_source, parse_spec
-    from ..train.strategies import parse_device
 
     device = parse_device(args.device, "--device")
     ckpt = resolve_checkpoint(args.run or args.checkpoint)

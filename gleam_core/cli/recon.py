@@ -43,14 +43,13 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> list[Path]:
     from ..metrics import center_crop
-    from ..train.checkpoints import describe_checkpoint, load_model, resolve_checkpoint
+    from ..devices import parse_device
+    from ..recon import describe_checkpoint, load_model, reconstruct_volumes, resolve_checkpoint
     from ..train.datasets import build_dataset, masks_option
     from ..ops import rss
-    from ..train.evaluation import reconstruct_volumes
     from ..recon.formats import read_geometry, write_reconstruction
     from ..train.figures import comparison, save_png
     from ..train.spec import parse_source, parse_spec
-    from ..train.strategies import parse_device
 
     device = parse_device(args.device, "--device")
     ckpt = resolve_checkpoint(args.checkpoint)

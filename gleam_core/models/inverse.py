@@ -7,10 +7,13 @@
   by batched conjugate gradients (:func:`solve_hpd`), which converge far faster than the
   fixed-point iteration when ``t ||A^H A||`` approaches 1.
 
-Both work per batch element and never synchronize the host on a GPU: tolerances are checked
-only for CPU tensors, and a safeguard keeps, per batch element, the iterate with the smallest
-update (fixed point) or residual (CG), so a diverging inverse returns its best finite iterate
-instead of overflowing; the invertible strategy reports the resulting inversion error.
+Both work per batch element and honour the tolerance on every device: an element stops (its
+iterate is frozen) once its relative update (fixed point) or residual (CG) is within ``tol``, so
+the result is the same on a CPU and a GPU. Only for CPU tensors does the loop also end early when
+every element has stopped (on a GPU, asking would synchronize the host every iteration). A
+safeguard keeps, per batch element, the iterate with the smallest update or residual, so a
+diverging inverse returns its best finite iterate instead of overflowing; the invertible strategy
+reports the resulting inversion error.
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class InverseOptions:
-    """``iters``: maximum iterations of each inverse; ``tol``: stop once the relative update
-    (fixed point) or residual (CG) is below it. The tolerance is only checked for CPU tensors (on
-    a GPU the check would synchronize the host every iteration), so GPUs always run ``iters``."""
+    """``iters``: maximum iterations of each inverse; ``tol``: a batch element stops once its
+    relative update (fixed point) or residual (CG) is within it (on every device; only CPU runs
+    also skip the remaining iterations when all elements have stopped)."""
 
-    iters: int = 30
+    iters: int = 30     # the spec default (invertible.iters); MEL's authors used about 5
     tol: float = 1e-6   # the spec default (invertible.tol)
 
     def __post_init__(self) -> None:
@@ -43,9 +46,10 @@ def _norms(t: Tensor) -> Tensor:
     return torch.linalg.vector_norm(t.flatten(1), dim=1)
 
 
-def _keep_best(best: Tensor, best_score: Tensor, cand: Tensor, score: Tensor) -> tuple[Tensor, Tensor]:
-    """Per batch element, the candidate where its (finite) score is smaller."""
-    better = score < best_score  # False for NaN scores
+def _keep_best(best: Tensor, best_score: Tensor, cand: Tensor, score: Tensor,
+               done: Tensor) -> tuple[Tensor, Tensor]:
+    """Per batch element not ``done``, the candidate where its (finite) score is smaller."""
+    better = (score < best_score) & ~done  # False for NaN scores
     shape = (-1,) + (1,) * (cand.dim() - 1)
     return torch.where(better.reshape(shape), cand, best), torch.where(better, score, best_score)
 
@@ -56,11 +60,13 @@ def invert_residual(h: Callable[[Tensor], Tensor], y: Tensor, options: InverseOp
     scale = _norms(y).clamp_min(torch.finfo(y.real.dtype).tiny)
     check = options.tol > 0 and y.device.type == "cpu"
     x, best, best_step = y, y, torch.full_like(scale, float("inf"))
+    done = torch.zeros_like(scale, dtype=torch.bool)
     for _ in range(options.iters):
         x_new = y - h(x)
         step = _norms(x_new - x) / scale
-        best, best_step = _keep_best(best, best_step, x_new, step)
-        if check and bool((best_step <= options.tol).all()):
+        best, best_step = _keep_best(best, best_step, x_new, step, done)
+        done = best_step <= options.tol
+        if check and bool(done.all()):
             break
         x = x_new
     return best
@@ -85,16 +91,17 @@ def solve_hpd(apply: Callable[[Tensor], Tensor], b: Tensor, x0: Tensor, options:
     active = torch.ones_like(rs, dtype=torch.bool)
     check = options.tol > 0 and b.device.type == "cpu"
     for _ in range(options.iters):
-        if check and bool((best_res <= options.tol).all()):
+        done = best_res <= options.tol
+        if check and bool(done.all()):
             break
         ap = apply(p)
         pap = dot(p, ap)
-        active = active & (pap > 0)
+        active = active & (pap > 0) & ~done
         alpha = torch.where(active, rs / torch.where(active, pap, torch.ones_like(pap)), torch.zeros_like(rs))
         x = x + alpha.to(real).reshape(shape) * p
         r = r - alpha.to(real).reshape(shape) * ap
         rs_new = dot(r, r)
-        best, best_res = _keep_best(best, best_res, x, rs_new.sqrt() / scale)
+        best, best_res = _keep_best(best, best_res, x, rs_new.sqrt() / scale, done)
         beta = torch.where(active & (rs > 0), rs_new / torch.where(rs > 0, rs, torch.ones_like(rs)),
                            torch.zeros_like(rs))
         p = r + beta.to(real).reshape(shape) * p

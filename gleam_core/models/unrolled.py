@@ -124,6 +124,13 @@ class UnrolledNet(UnrollChain):
             return VarNet(config, kind, map_sets, share_groups)
         return UnrolledNet(config, kind, map_sets, share_groups)
 
+    def reconstruct(self, kspace: Tensor, maps: Tensor, mask: Tensor) -> Tensor:
+        """Tensors in, image out (the entry deployment and export use): undersampled k-space
+        (B, C, *S), maps (B, C, M, *S) and mask (broadcastable to (B, 1, *S)) -> (B, M, *S), the
+        whole network run from its input (``start``). The operator is built here, so traced and
+        exported graphs contain it."""
+        return self(Problem.from_data(kspace, maps, mask, self.fft_ndim))
+
     def split(self, num_modules: int) -> list[UnrollChain]:
         """M chains of K = U / M consecutive unrolls, sharing parameters with this network."""
         u = len(self.unrolls)

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 _ACTIVE: list["SavedTensorMeter"] = []
+_PAUSED = [False]   # set by no_metering(): meters then install no hooks
 _ALSO_EXCLUDED: set[int] = set()
 
 
@@ -133,6 +134,8 @@ class SavedTensorMeter:
         return torch.autograd.graph.saved_tensors_hooks(pack, unpack)
 
     def __enter__(self) -> "SavedTensorMeter":
+        if _PAUSED[0]:
+            return self
         top = _top_hooks()
         # Delegate to foreign hooks, never to another meter's (a parent gets its counts directly).
         inner = None if top is None or getattr(top[0], "gleam_meter", None) is not None else top
@@ -142,10 +145,23 @@ class SavedTensorMeter:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._stack is None:   # entered while paused
+            return
         _ACTIVE.remove(self)
-        assert self._stack is not None
         self._stack.close()
         self._stack = None
+
+
+@contextlib.contextmanager
+def no_metering() -> Iterator[None]:
+    """Training steps inside measure no CPU memory: meters install no saved-tensor hooks (so no
+    Python runs per saved tensor) and report a peak of 0, and checkpointing keeps its early stop.
+    For timing steps (benchmarks/strategies.py measures memory in a separate pass)."""
+    _PAUSED[0] = True
+    try:
+        yield
+    finally:
+        _PAUSED[0] = False
 
 
 def metering() -> bool:

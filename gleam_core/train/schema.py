@@ -113,6 +113,10 @@ def _check_metadata(f: dataclasses.Field, value: Any, key: str) -> None:
         raise SpecError(key, f"got {_show(value)}, expected an odd number")
 
 
+# Keys that moved between releases: an old spec gets told where, not just "unknown key".
+MOVED_KEYS = {"distributed.queue_depth": "gleam.queue_depth"}
+
+
 def from_dict(cls: type, data: Any, key: str = "") -> Any:
     """Builds dataclass ``cls`` from ``data`` (a mapping; None means all defaults)."""
     if data is None:
@@ -126,6 +130,8 @@ def from_dict(cls: type, data: Any, key: str = "") -> Any:
             path = f"{key}.{name}" if key else str(name)
             close = difflib.get_close_matches(str(name), list(fields), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
+            if path in MOVED_KEYS:
+                hint = f" (this key moved to '{MOVED_KEYS[path]}')"
             raise SpecError(path, f"unknown key (value {value!r}){hint}; allowed keys here: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {}

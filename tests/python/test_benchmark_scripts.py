@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("script", ["ops", "data", "strategies", "distributed", "interop", "precision"])
+@pytest.mark.parametrize("script", ["ops", "data", "strategies", "distributed", "interop", "precision", "plan", "lanes", "inference"])
 def test_benchmark_script_starts(script):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--help"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)

@@ -80,6 +80,7 @@ def test_bad_layouts_name_the_keys(stages, replicas, world, modules, key, messag
     ("gleam.queue_depth=0", "gleam.queue_depth", "expected a value >= 1"),
     ("distributed.backend=mpi", "distributed.backend", "allowed: 'auto', 'gloo', 'nccl'"),
     ("distributed.stage=2", "distributed.stage", "did you mean 'stages'?"),
+    ("distributed.queue_depth=2", "distributed.queue_depth", "this key moved to 'gleam.queue_depth'"),
     ("distributed.timeout_s=0", "distributed.timeout_s", "expected a value >= 1.0"),
     ("distributed.replay.size=0", "distributed.replay.size", "expected a value >= 1"),
 ])

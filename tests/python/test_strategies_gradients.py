@@ -128,3 +128,14 @@ def test_invertible_warns_without_a_lipschitz_bound():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         STRATEGIES["invertible"](net, complex_l1, OptimizerConfig(), 1, "cpu")
+
+
+@pytest.mark.parametrize("type_", ["pgd", "modl"])
+def test_invertible_without_diagnostics_same_gradients_nothing_reported(type_):
+    """diagnostics=False (timed steps) skips the inverses at anchors and the network input, whose
+    results were only compared with the known inputs: the gradients are bitwise the same."""
+    ref, on = gradients("invertible", type_, CASES[0], options=InverseOptions(iters=5, tol=1e-6), anchor_every=2)
+    got, off = gradients("invertible", type_, CASES[0], options=InverseOptions(iters=5, tol=1e-6), anchor_every=2,
+                         diagnostics=False)
+    assert torch.equal(got, ref)
+    assert "inversion_error" in on.extra() and off.extra() == {}

@@ -1,7 +1,9 @@
 """``checkpoint``: gradient checkpointing per segment of unrolls.
 
 Only each segment's input is kept; in backward ``torch.utils.checkpoint`` (non-reentrant: the
-segment inputs may be detached tensors that need no grad) recomputes the segment with grad.
+segment inputs may be detached tensors that need no grad) recomputes the segment with grad. The
+last segment runs without checkpointing, as in ``torch.utils.checkpoint.checkpoint_sequential``:
+its backward comes first, so recomputing it would only cost time.
 """
 
 from __future__ import annotations
@@ -40,6 +42,6 @@ class Checkpointed(WholeNetworkStrategy):
         # meter sees what it keeps; without it, recomputation runs the ops after the segment's
         # last saved tensor too. Only while metering (CPU); the gradients are the same.
         early_stop = not metering()
-        for chain in self.segments:
+        for chain in self.segments[:-1]:
             x = checkpoint(self._run, chain, problem, x, use_reentrant=False, early_stop=early_stop)
-        return self.model.readout(x, problem)
+        return self.model.readout(self.segments[-1](problem, x), problem)

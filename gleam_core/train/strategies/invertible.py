@@ -15,9 +15,12 @@ for t = 0.5, so it needs an anchor only every 7 unrolls. ``"auto"`` picks the la
 stays below 1e-2 (eps: 1e-4 in float32, where an unconverged CG solve dominates rounding;
 1e-12 in float64) from the initial step/lam: S = 2 for lam = 0.05.
 
-Memory is one unroll's activations plus the anchors. Reported per step: ``inversion_error``
-= the largest ||x_rebuilt - x|| / ||x|| at the anchors and the network input (the error that
-reaches the gradients), and ``unroll_mismatch`` = max over unrolls of ||f(f^-1(y)) - y|| / ||y||.
+Memory is one unroll's activations plus the anchors. Reported per step with ``diagnostics``
+on (the default): ``inversion_error`` = the largest ||x_rebuilt - x|| / ||x|| at the anchors and
+the network input (the error that reaches the gradients), and ``unroll_mismatch`` = max over
+unrolls of ||f(f^-1(y)) - y|| / ||y||. Measuring the first needs inverses whose results are then
+replaced by the known inputs; with ``diagnostics`` off (timing, as MEL's authors ran it) those
+inverses are skipped and nothing is reported.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class _Run:
     params: list[torch.nn.Parameter]
     anchor_every: int
     start: Tensor  # the network's input state (model.start)
+    diagnostics: bool = True
     errors: dict[str, Tensor] = field(default_factory=dict)
 
 
@@ -80,10 +84,10 @@ class _InvertibleChain(torch.autograd.Function):
         for k in reversed(range(len(run.model.unrolls))):
             unroll = run.model.unrolls[k]
             if k % run.anchor_every == 0:
-                known = run.start if k == 0 else anchors[k // run.anchor_every - 1]
-                if run.anchor_every > 1:  # with an anchor at every unroll nothing is inverted
-                    worst = torch.maximum(worst, _rel(unroll.inverse(y, run.problem, run.options), known))
-                x_in = known
+                x_in = run.start if k == 0 else anchors[k // run.anchor_every - 1]
+                # An unroll with no usable inverse (VarNet's cascades) is always anchored.
+                if run.diagnostics and math.isfinite(unroll.inverse_gain()):
+                    worst = torch.maximum(worst, _rel(unroll.inverse(y, run.problem, run.options), x_in))
             else:
                 x_in = unroll.inverse(y, run.problem, run.options)
             with torch.enable_grad():
@@ -91,14 +95,16 @@ class _InvertibleChain(torch.autograd.Function):
                 out = unroll(x_req, run.problem)
                 own = [p for p in unroll.parameters() if p.requires_grad]
                 g = torch.autograd.grad(out, [x_req, *own], grad, allow_unused=True)
-            mismatch = torch.maximum(mismatch, _rel(out.detach(), y))
+            if run.diagnostics:
+                mismatch = torch.maximum(mismatch, _rel(out.detach(), y))
             grad = g[0]
             for p, gp in zip(own, g[1:]):
                 if gp is not None:
                     i = index[id(p)]
                     grads[i] = gp if grads[i] is None else grads[i] + gp
             y = x_in
-        run.errors = {"inversion_error": worst, "unroll_mismatch": mismatch}
+        if run.diagnostics:
+            run.errors = {"inversion_error": worst, "unroll_mismatch": mismatch}
         return (grad if ctx.needs_input_grad[0] else None), None, *grads
 
 
@@ -119,15 +125,18 @@ def anchor_spacing(model: UnrolledNet, anchor_every: int | Literal["auto"] = "au
 
 class Invertible(WholeNetworkStrategy):
     """``options``: fixed-point iterations and tolerance of the inverses; ``anchor_every``: an
-    int S (keep every S-th unroll's input) or ``"auto"`` (:func:`anchor_spacing`)."""
+    int S (keep every S-th unroll's input) or ``"auto"`` (:func:`anchor_spacing`);
+    ``diagnostics``: measure and report the inversion error each step (see the module docstring;
+    an attribute, so a benchmark may turn it off for timed steps only)."""
 
     name = "invertible"
     warn_above = 0.1  # inversion error beyond which the gradients are not to be trusted
 
     def __init__(self, model: UnrolledNet, loss_fn: LossFn, optim: OptimizerConfig, total: int, device,
-                 options: InverseOptions = InverseOptions(), anchor_every: int | Literal["auto"] = "auto") -> None:
+                 options: InverseOptions = InverseOptions(), anchor_every: int | Literal["auto"] = "auto",
+                 diagnostics: bool = True) -> None:
         super().__init__(model, loss_fn, optim, total, device)
-        self.options = options
+        self.options, self.diagnostics = options, diagnostics
         self.anchor_every = anchor_spacing(model, anchor_every)
         self._last: _Run | None = None
         self._warned = False
@@ -145,7 +154,7 @@ class Invertible(WholeNetworkStrategy):
     def forward_train(self, problem: Problem) -> Tensor:
         params = [p for p in self.model.parameters() if p.requires_grad]
         x0 = self.model.start(problem)
-        self._last = _Run(self.model, problem, self.options, params, self.anchor_every, x0)
+        self._last = _Run(self.model, problem, self.options, params, self.anchor_every, x0, self.diagnostics)
         return self.model.readout(_InvertibleChain.apply(x0, self._last, *params), problem)
 
     def extra(self) -> dict[str, Tensor]:
