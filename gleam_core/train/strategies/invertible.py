@@ -55,6 +55,9 @@ class _Run:
     params: list[torch.nn.Parameter]
     anchor_every: int
     start: Tensor  # the network's input state (model.start)
+    # Per unroll: has a usable inverse (finite inverse_gain at construction). VarNet's cascades do
+    # not: they are always anchored and never inverted, not even for the diagnostics.
+    invertible: list[bool]
     diagnostics: bool = True
     errors: dict[str, Tensor] = field(default_factory=dict)
 
@@ -85,8 +88,7 @@ class _InvertibleChain(torch.autograd.Function):
             unroll = run.model.unrolls[k]
             if k % run.anchor_every == 0:
                 x_in = run.start if k == 0 else anchors[k // run.anchor_every - 1]
-                # An unroll with no usable inverse (VarNet's cascades) is always anchored.
-                if run.diagnostics and math.isfinite(unroll.inverse_gain()):
+                if run.diagnostics and run.invertible[k]:
                     worst = torch.maximum(worst, _rel(unroll.inverse(y, run.problem, run.options), x_in))
             else:
                 x_in = unroll.inverse(y, run.problem, run.options)
@@ -137,6 +139,7 @@ class Invertible(WholeNetworkStrategy):
                  diagnostics: bool = True) -> None:
         super().__init__(model, loss_fn, optim, total, device)
         self.options, self.diagnostics = options, diagnostics
+        self.invertible = [math.isfinite(u.inverse_gain()) for u in model.unrolls]
         self.anchor_every = anchor_spacing(model, anchor_every)
         self._last: _Run | None = None
         self._warned = False
@@ -154,7 +157,8 @@ class Invertible(WholeNetworkStrategy):
     def forward_train(self, problem: Problem) -> Tensor:
         params = [p for p in self.model.parameters() if p.requires_grad]
         x0 = self.model.start(problem)
-        self._last = _Run(self.model, problem, self.options, params, self.anchor_every, x0, self.diagnostics)
+        self._last = _Run(self.model, problem, self.options, params, self.anchor_every, x0, self.invertible,
+                          self.diagnostics)
         return self.model.readout(_InvertibleChain.apply(x0, self._last, *params), problem)
 
     def extra(self) -> dict[str, Tensor]:
