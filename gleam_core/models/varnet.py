@@ -45,6 +45,12 @@ first layer runs the sensitivity network and appends the maps; every cascade pas
   Hence :meth:`VarNetCascade.inverse_gain` is infinite and the invertible strategy stores every
   cascade's input (memory like checkpointing per cascade, gradients exact); an explicit
   ``invertible.anchor_every > 1`` uses the fixed-point inverse and reports its error.
+
+Deployment (checked 2026-12-02): ``gleam-export --format torchscript`` works, specialized to the
+exported image size (other sizes are refused at run time); pt2 with symbolic sizes fails (the
+NormUnet's padding to a multiple of ``2**pools`` puts divisibility guards on H and W), and with
+``--static`` it exports but the AOTInductor package fails at run time in the proxy executor
+("Mismatch between ints consumed and num_ints"), while the same export of PGD runs.
 """
 
 from __future__ import annotations
