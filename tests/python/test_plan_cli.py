@@ -10,6 +10,7 @@ import pytest
 
 from gleam_core.cli.plan import main as plan_main
 from gleam_core.plan import plan
+from gleam_core.plan.choice import HEADROOM_BYTES, HEADROOM_FRACTION, usable_bytes
 from gleam_core.sizes import format_size, parse_size
 from gleam_core.plan.accounting import configure
 from gleam_core.plan.choice import apply_choice
@@ -39,7 +40,8 @@ def test_json_on_examples_lists_all_strategies(capsys, name):
     assert set(out) == {"budget_bytes", "choice", "candidates"} and out["budget_bytes"] == 80 * 2**30
     assert {c["strategy"] for c in out["candidates"]} == {"e2e", "checkpoint", "invertible", "gleam"}
     for c in out["candidates"]:
-        assert set(c) == KEYS and c["peak_bytes"] > 0 and c["fits"] == (c["peak_bytes"] <= out["budget_bytes"])
+        assert set(c) == KEYS and c["peak_bytes"] > 0
+        assert c["fits"] == (c["peak_bytes"] <= usable_bytes(out["budget_bytes"]))
     assert {c["modules"] for c in out["candidates"] if c["strategy"] == "gleam"} == {2, 4}
     assert {c["segments"] for c in out["candidates"] if c["strategy"] == "checkpoint"} == {1, 2}
     fitting = [c for c in out["candidates"] if c["fits"]]
@@ -60,7 +62,8 @@ def test_tight_budget_changes_the_choice_and_it_trains_within_it(capsys):
     assert code == 0 and roomy["choice"]["strategy"] == "e2e"
     e2e = next(c for c in roomy["candidates"] if c["strategy"] == "e2e")
     smallest = min(c["peak_bytes"] for c in roomy["candidates"])
-    budget = (smallest + e2e["peak_bytes"]) // 2
+    # A budget whose usable part (after the planner's headroom) lies between the two.
+    budget = int(((smallest + e2e["peak_bytes"]) // 2 + HEADROOM_BYTES) / (1 - HEADROOM_FRACTION)) + 1
     code, tight = run_json(capsys, *QUICK, "--budget", str(budget), "--no-measure")
     assert code == 0 and tight["choice"]["strategy"] != "e2e" and tight["choice"]["fits"]
     # The chosen configuration, trained for one real step in a fresh process, stays in the budget.
@@ -135,7 +138,7 @@ def test_strategy_auto_trains_with_the_planners_choice(tmp_path, capsys):
     roomy = plan(spec, "64GiB", measure=True)
     e2e = roomy.estimates[0].report.peak_bytes
     smallest = min(e.report.peak_bytes for e in roomy.estimates)
-    budget = (e2e + smallest) // 2
+    budget = int(((e2e + smallest) // 2 + HEADROOM_BYTES) / (1 - HEADROOM_FRACTION)) + 1
     expected = plan(spec, budget, measure=True).choice.candidate
     auto = load_spec(EXAMPLES / "quickstart.yaml", [*overrides, "strategy=auto", f"memory_budget={budget}",
                                                     f"output={tmp_path / 'run'}", "schedule.iterations=1",
