@@ -28,8 +28,8 @@ def parse_size(value: str | int) -> int:
 
 def format_size(n: float) -> str:
     """``n`` bytes in the largest binary unit that keeps the number >= 1 (e.g. ``1.5GiB``)."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB"):
+        if abs(n) < 1024:
             return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
         n /= 1024
     return f"{n:.1f}GiB"

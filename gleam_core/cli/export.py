@@ -26,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gleam-export", description="Export a trained GLEAM network for deployment "
                                                                  "(pt2 / TorchScript).")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", help="run directory (its latest checkpoint)")
+    which.add_argument("--run", help="run directory (its best-validation checkpoint, else its latest)")
     which.add_argument("--checkpoint", help="checkpoint file")
     p.add_argument("--out", required=True, help="artifact file (.pt2 for pt2, .pt for torchscript)")
     p.add_argument("--format", choices=("pt2", "torchscript"), default="pt2", help="artifact format (default pt2)")

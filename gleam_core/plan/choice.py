@@ -191,15 +191,26 @@ def max_unrolls(spec: Spec, budget: int | str, *, device: str = "cpu", geometry:
             def model(u: int, p1=p1, slope=slope, x1=x1) -> float:
                 return p1 + slope * (u - x1)
         guess = max((u for u in range(1, cap + 1) if model(u) <= budget_bytes), default=0)
-        best = None
-        for u in range(guess, max(guess - 4, 0), -1):  # check the fit; step down if the model was optimistic
+
+        def checked(u: int, strategy: str = strategy) -> dict | None:
             cand = Candidate("checkpoint", segments=segment(u)) if strategy == "checkpoint" else \
                 _least_memory(strategy, u)
             p = peak(cand, u)
-            if p <= budget_bytes:
-                best = {"unrolls": u, "modules": cand.modules, "segments": cand.segments, "peak_bytes": int(p),
-                        "capped": u == cap}
-                break
+            return {"unrolls": u, "modules": cand.modules, "segments": cand.segments, "peak_bytes": int(p),
+                    "capped": u == cap} if p <= budget_bytes else None
+
+        # Check the model's answer; when it was optimistic, bisect below it on real estimates
+        # (the peak grows with the unroll count): lo fits (or is 0), hi does not.
+        best = checked(guess) if guess else None
+        if best is None:
+            lo, hi = 0, guess
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                found = checked(mid)
+                if found is not None:
+                    best, lo = found, mid
+                else:
+                    hi = mid
         out[strategy] = best or {"unrolls": 0, "modules": None, "segments": None, "peak_bytes": None, "capped": False}
     return out
 

@@ -67,7 +67,8 @@ class ReconNet(nn.Module):
 
     @classmethod
     def from_run(cls, path: str | Path, device: str | torch.device = "cpu") -> "ReconNet":
-        """From a run directory (its latest checkpoint) or a checkpoint file, in eval mode."""
+        """From a run directory (its best-validation checkpoint, else its latest) or a checkpoint
+        file, in eval mode."""
         model, state = load_model(path, device)
         return cls(model, {"spec": state.get("spec"), "iteration": state.get("iteration"),
                            "model_description": model.description()}).eval()

@@ -132,6 +132,13 @@ def test_invertible_warns_about_anchoring_every_cascade():
         STRATEGIES["invertible"](net, complex_l1, OptimizerConfig(), 1, "cpu")
 
 
+def test_invertible_refuses_unanchored_varnet_cascades():
+    """Cascades without a usable inverse would be rebuilt wrongly, and unmeasured: refused."""
+    net = UnrolledNet.build(config(), "2d")
+    with pytest.raises(ValueError, match="invertible.anchor_every: got 2, but varnet cascades have no usable inverse"):
+        STRATEGIES["invertible"](net, complex_l1, OptimizerConfig(), 1, "cpu", anchor_every=2)
+
+
 def test_gleam_sensitivity_net_in_module_zero_and_maps_detached():
     torch.manual_seed(5)
     net = UnrolledNet.build(config(unrolls=4), "2d")

@@ -10,7 +10,7 @@ import pytest
 
 from gleam_core.cli.plan import main as plan_main
 from gleam_core.plan import plan
-from gleam_core.plan.choice import HEADROOM_BYTES, HEADROOM_FRACTION, usable_bytes
+from gleam_core.plan.choice import HEADROOM_BYTES, HEADROOM_FRACTION, max_unrolls, usable_bytes
 from gleam_core.sizes import format_size, parse_size
 from gleam_core.plan.accounting import configure
 from gleam_core.plan.choice import apply_choice
@@ -160,3 +160,16 @@ def test_benchmark_script_starts():
     done = subprocess.run([sys.executable, str(root / "benchmarks" / "plan.py"), "--help"], cwd=root,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "usage:" in done.stdout, done.stderr[-2000:]
+
+
+def test_max_unrolls_bisects_below_an_optimistic_fit():
+    """The linear fit from 2 and 4 unrolls says ~90 fit; the real peak jumps past 4: the answer
+    is found on real estimates (it was 0 when the check only stepped down a few counts)."""
+    spec = load_spec(EXAMPLES / "quickstart.yaml", [], check_data=False)
+    gib = 2**30
+
+    def peak(candidate, unrolls):
+        return unrolls * gib + max(0, unrolls - 4) * 200 * gib
+
+    found = max_unrolls(spec, "100GiB", peak=peak)
+    assert {s: r["unrolls"] for s, r in found.items()} == {s: 4 for s in found}

@@ -145,10 +145,12 @@ class Invertible(WholeNetworkStrategy):
         self._warned = False
         bound = model.config.denoiser.lipschitz
         if model.config.type == "varnet":
-            if self.anchor_every == 1:
-                warnings.warn("invertible: varnet cascades have no reliable inverse (the NormUnet rescales its "
-                              "output by its input's statistics; see gleam_core/models/varnet.py): every cascade's "
-                              "input is stored, so memory is checkpoint-like and the gradients exact", stacklevel=2)
+            if self.anchor_every != 1:  # the rebuilt inputs would be wrong, and unmeasured
+                raise ValueError(f"invertible.anchor_every: got {anchor_every!r}, but varnet cascades have no "
+                                 "usable inverse, so every cascade must be an anchor (1, or auto)")
+            warnings.warn("invertible: varnet cascades have no reliable inverse (the NormUnet rescales its "
+                          "output by its input's statistics; see gleam_core/models/varnet.py): every cascade's "
+                          "input is stored, so memory is checkpoint-like and the gradients exact", stacklevel=2)
         elif bound is None or bound >= 1:
             warnings.warn(f"invertible: model.denoiser.lipschitz is {bound}; x + f(x) is only guaranteed "
                           "invertible by fixed-point iteration for a bound below 1 (e.g. 0.9), otherwise the "

@@ -70,6 +70,10 @@ class LaneLink:
     def __init__(self, src: Lane, dst: Lane, depth: int) -> None:
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
             raise ValueError(f"gleam.queue_depth must be an int >= 1, got {depth!r}")
+        if src.device.type != dst.device.type:
+            # The hand-off orders only CUDA-to-CUDA (events) and CPU-to-CPU (issue order).
+            raise ValueError(f"gleam.devices: a hand-off from {src.device} to {dst.device} mixes CPU and CUDA; "
+                             "use all cpu or all cuda:N")
         self.src, self.dst, self.depth = src, dst, depth
         self._taken: deque = deque()  # events: hand-off taken by dst (None on the CPU)
         # A copy between devices runs on the source device's current stream and makes it wait

@@ -129,12 +129,16 @@ class Pipeline:
         """One batch through these modules; ``target`` (B, M, *S) complex. Issues the work and
         returns at once: losses and timings stay on the devices."""
         problems, targets = self._per_device(problem, target)
+        # The first input is made on the default stream (VarNet's start computes on the batch),
+        # so it is made before the lanes' wait point and kept alive for the first lane.
+        x = self.receive(problems[self.units[0].device])
+        first = self.units[0].lane
         for lane in self.lanes:
-            lane.follow_default([*problems[lane.device].tensors(), targets[lane.device]])
+            mine = [x] if lane is first else []
+            lane.follow_default([*problems[lane.device].tensors(), targets[lane.device], *mine])
         cuda = [lane.device for lane in self.lanes if lane.device.type == "cuda"]
         step_meter = SavedTensorMeter() if len(cuda) < len(self.lanes) else None
         losses: list[Tensor | None] = [None] * len(self.units)
-        x = self.receive(problems[self.units[0].device])
         pending: tuple | None = None
         with cuda_peaks(cuda) if cuda else contextlib.nullcontext({"peak": 0}) as gpu:
             for i, unit in enumerate(self.units):
