@@ -288,8 +288,8 @@ class DistributedTrainer(Trainer):
 
     def _interval(self, steps: int, seconds: float) -> dict:
         """Wall time and hand-off wait per iteration over the interval."""
-        waited, self._waited = self.stage.wait_s() - self._waited, self.stage.wait_s()
-        return {"step_time_s": seconds / steps, "wait_s": waited / steps}
+        # The clock (and so self._waited) restarts right after each interval is read.
+        return {"step_time_s": seconds / steps, "wait_s": (self.stage.wait_s() - self._waited) / steps}
 
     def _restart_clock(self) -> None:
         super()._restart_clock()
