@@ -28,6 +28,7 @@ from gleam_core.models import DenoiserConfig, ModelConfig, Problem, UnrolledNet
 from gleam_core.train.losses import get_loss
 from gleam_core.train.optim import OptimizerConfig
 from gleam_core.train.strategies.gleam import Gleam
+from machine import sync
 
 
 def _batch(size: int, coils: int, seed: int, device: str) -> tuple[Problem, torch.Tensor]:
@@ -61,10 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     first = "cuda:0" if cuda else "cpu"
     two = ["cuda:0", "cuda:1"] if torch.cuda.device_count() >= 2 else [first, first]
 
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize()
-
     torch.manual_seed(0)
     net = UnrolledNet(ModelConfig(unrolls=args.unrolls, denoiser=DenoiserConfig(features=args.features)), "2d")
     net = net.to(first)
@@ -82,15 +79,15 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(3):
             strat.train_step(*batches[i % 4])
         strat.join()
-    sync()
+    sync(first)
     for _ in range(args.rounds):
         for name, strat in configs.items():
-            sync()
+            sync(first)
             t0 = time.perf_counter()
             for i in range(args.steps):
                 strat.train_step(*batches[i % 4])
             strat.join()
-            sync()
+            sync(first)
             times[name].append((time.perf_counter() - t0) / args.steps)
     seq, lanes = (statistics.median(v) for v in times.values())
     where = f"{torch.cuda.get_device_name()} x{torch.cuda.device_count()}" if cuda else "CPU (smoke run)"

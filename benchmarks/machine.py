@@ -1,9 +1,12 @@
-"""What the benchmark tables name as the machine (shared by the benchmark scripts)."""
+"""What the benchmark tables name as the machine, and the device sync the timings use (shared by
+the benchmark scripts)."""
 
 from __future__ import annotations
 
 import platform
 from pathlib import Path
+
+import torch
 
 
 def cpu_model() -> str:
@@ -15,3 +18,9 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def sync(device: "str | torch.device") -> None:
+    """Waits for the device's queued work (CUDA), so a timer reads finished work; nothing on the CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import torch
 
 from gleam_core import ops
+from machine import sync
 
 
 @dataclass(frozen=True)
@@ -257,11 +258,6 @@ def floor_fn(case: Case, device: str):
     stack = torch.randn(1, case.coils, *case.spatial, dtype=torch.complex64, device=device)
     dims = tuple(range(-case.fft_ndim, 0))
     return lambda: torch.fft.fftn(stack, dim=dims)
-
-
-def sync(device: str):
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def time_round_robin(fns: dict, device: str, min_reps: int, budget_s: float) -> dict:

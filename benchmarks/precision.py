@@ -39,7 +39,7 @@ from gleam_core.train.evaluation import batch_problem, image_metrics
 from gleam_core.train.spec import COMPUTE_DTYPES, parse_spec
 from gleam_core.train.strategies import parse_device
 from gleam_core.train.trainer import build_strategy
-from machine import cpu_model
+from machine import cpu_model, sync
 
 SYNTH = {"n": 16, "noise": 0.02}
 RAW = {
@@ -52,11 +52,6 @@ RAW = {
     "optimizer": {"lr": 1e-3},
     "output": "/nonexistent",
 }
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def run_one(strategy_name: str, precision: str, batches: list, val_batches: list, device: torch.device) -> dict:

@@ -22,6 +22,7 @@ from gleam_core.metrics import center_crop
 from gleam_core.ops import rss
 from gleam_core.recon import ReconNet
 from gleam_core.recon.export import example_inputs
+from ops_cases import rel
 from recon_cases import model_inputs, tiny_run, undersampled_file
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -44,10 +45,6 @@ with torch.no_grad():
 torch.save({"images": images, "meta": meta, "modules": sorted(m for m in sys.modules if m.startswith("gleam_core"))},
            out)
 """
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
 
 
 @pytest.fixture(scope="module")
