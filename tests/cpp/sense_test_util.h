@@ -13,6 +13,18 @@
 
 namespace gleam::testing {
 
+// One SENSE test problem: batch B, C coils, M map sets over dims n (fft: which are
+// transformed), a mask of dims mask_n (per batch element or shared), maps shared over batch.
+struct Case {
+  const char* name;
+  int64_t B, C, M;
+  std::vector<int64_t> n;
+  std::vector<bool> fft;
+  std::vector<int64_t> mask_n;
+  bool mask_batch, maps_bcast0;
+};
+
+
 using cld = std::complex<long double>;
 
 template <typename T> struct Problem {

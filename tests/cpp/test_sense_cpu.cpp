@@ -14,15 +14,6 @@ using namespace gleam::testing;
 
 namespace {
 
-struct Case {
-  const char* name;
-  int64_t B, C, M;
-  std::vector<int64_t> n;
-  std::vector<bool> fft;
-  std::vector<int64_t> mask_n;
-  bool mask_batch, maps_bcast0;
-};
-
 const std::vector<Case>& cases() {
   static const std::vector<Case> c = {
       {"2d_even_1dmask", 2, 3, 1, {1, 6, 8}, {false, true, true}, {1, 1, 8}, false, false},
