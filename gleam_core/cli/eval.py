@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .args import positive_int
+from .args import add_model_source, positive_int
 
 COLUMNS = [("psnr", "PSNR"), ("psnr_zf", "PSNR zf"), ("psnr_mag", "PSNR mag"), ("psnr_mag_zf", "mag zf"),
            ("ssim", "SSIM"), ("ssim_zf", "SSIM zf"), ("nrmse", "NRMSE"), ("nrmse_zf", "NRMSE zf")]
@@ -28,9 +28,7 @@ PSNR_NOTE = ("PSNR: per volume (fastMRI's convention: max|target| and MSE over t
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gleam-eval", description="Score a trained GLEAM network against fully "
                                                                "sampled data, next to the zero-filled baseline.")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", help="run directory (its best-validation checkpoint, else its latest)")
-    which.add_argument("--checkpoint", help="checkpoint file")
+    add_model_source(p)
     p.add_argument("--data", help="data: a directory, file or glob of HDF5 files, or a YAML mapping such as "
                                   "'{synthetic: {kind: knee2d, n: 8}}' (default: the run's validation data)")
     p.add_argument("--masks", help="mask spec overriding the run's: inline YAML such as '{type: random, "

@@ -11,6 +11,8 @@ import argparse
 import sys
 import time
 
+from .args import add_model_source
+
 
 def _shape(text: str) -> tuple[int, ...]:
     try:
@@ -25,9 +27,7 @@ def _shape(text: str) -> tuple[int, ...]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gleam-export", description="Export a trained GLEAM network for deployment "
                                                                  "(pt2 / TorchScript).")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", help="run directory (its best-validation checkpoint, else its latest)")
-    which.add_argument("--checkpoint", help="checkpoint file")
+    add_model_source(p)
     p.add_argument("--out", required=True, help="artifact file (.pt2 for pt2, .pt for torchscript)")
     p.add_argument("--format", choices=("pt2", "torchscript"), default="pt2", help="artifact format (default pt2)")
     p.add_argument("--shape", type=_shape, help="example k-space shape B,C,*S (default: a small one; with pt2's "
