@@ -149,34 +149,27 @@ def _setup_linear(ctx, inputs, output):
     ctx.fft_dims, ctx.coil_chunk = fft_dims, coil_chunk
 
 
-def _backward_forward(ctx, g):
-    _no_constant_grads(ctx, "sense_forward", ("mask", ctx.needs_input_grad[2]))
-    maps, mask, x = ctx.saved_tensors
-    g = g.contiguous()
-    gx = torch.ops.gleam.sense_adjoint(g, maps, mask, ctx.fft_dims, ctx.coil_chunk) if ctx.needs_input_grad[0] else None
-    gmaps = torch.ops.gleam.sense_maps_grad(x, g, maps, mask, ctx.fft_dims, ctx.coil_chunk) \
-        if ctx.needs_input_grad[1] else None
-    return gx, gmaps, None, None, None
+def _linear_backward(name: str, data_grad, maps_grad):
+    """The backward of a linear SENSE op ``name``(data, maps, mask, ...): ``data_grad(g, ...)`` is
+    its adjoint (nothing saved), ``maps_grad(data, g, ...)`` the compiled maps gradient (needs the
+    data argument, kept only when the maps need a gradient)."""
+    def backward(ctx, g):
+        _no_constant_grads(ctx, name, ("mask", ctx.needs_input_grad[2]))
+        maps, mask, data = ctx.saved_tensors
+        g = g.contiguous()
+        rest = (maps, mask, ctx.fft_dims, ctx.coil_chunk)
+        gdata = data_grad(g, *rest) if ctx.needs_input_grad[0] else None
+        gmaps = maps_grad(data, g, *rest) if ctx.needs_input_grad[1] else None
+        return gdata, gmaps, None, None, None
+    return backward
 
 
-def _backward_adjoint(ctx, g):
-    _no_constant_grads(ctx, "sense_adjoint", ("mask", ctx.needs_input_grad[2]))
-    maps, mask, y = ctx.saved_tensors
-    g = g.contiguous()
-    gy = torch.ops.gleam.sense_forward(g, maps, mask, ctx.fft_dims, ctx.coil_chunk) if ctx.needs_input_grad[0] else None
-    gmaps = torch.ops.gleam.sense_maps_grad(g, y, maps, mask, ctx.fft_dims, ctx.coil_chunk) \
-        if ctx.needs_input_grad[1] else None
-    return gy, gmaps, None, None, None
-
-
-def _backward_normal(ctx, g):
-    _no_constant_grads(ctx, "sense_normal", ("mask", ctx.needs_input_grad[2]))
-    maps, mask, x = ctx.saved_tensors
-    g = g.contiguous()
-    gx = torch.ops.gleam.sense_normal(g, maps, mask, ctx.fft_dims, ctx.coil_chunk) if ctx.needs_input_grad[0] else None
-    gmaps = torch.ops.gleam.sense_normal_maps_grad(x, g, maps, mask, ctx.fft_dims, ctx.coil_chunk) \
-        if ctx.needs_input_grad[1] else None
-    return gx, gmaps, None, None, None
+_ops = torch.ops.gleam
+# sense_maps_grad(x, y, ...) = conj(x) F^H(mask y) serves A x (g is y) and A^H y (g is x).
+_backward_forward = _linear_backward("sense_forward", _ops.sense_adjoint, _ops.sense_maps_grad)
+_backward_adjoint = _linear_backward("sense_adjoint", _ops.sense_forward,
+                                     lambda y, g, *rest: _ops.sense_maps_grad(g, y, *rest))
+_backward_normal = _linear_backward("sense_normal", _ops.sense_normal, _ops.sense_normal_maps_grad)
 
 
 def _setup_dc(ctx, inputs, output):
