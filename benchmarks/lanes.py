@@ -19,16 +19,14 @@ import copy
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-from gleam_core.atomic import atomic_write_text
 from gleam_core.models import DenoiserConfig, ModelConfig, Problem, UnrolledNet
 from gleam_core.train.losses import get_loss
 from gleam_core.train.optim import OptimizerConfig
 from gleam_core.train.strategies.gleam import Gleam
-from machine import sync
+from machine import report, sync
 
 
 def _batch(size: int, coils: int, seed: int, device: str) -> tuple[Problem, torch.Tensor]:
@@ -98,10 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, v in times.items():
         lines.append(f"| {name} | {statistics.median(v):.4f} | {min(v):.4f}-{max(v):.4f} |")
     lines += ["", f"sequential / lanes = {seq / lanes:.2f}x"]
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        atomic_write_text(Path(args.out), text)
-    print(text)
+    report(lines, args.out)
     return 0
 
 

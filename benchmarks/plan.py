@@ -24,14 +24,13 @@ from pathlib import Path
 
 import torch
 
-from gleam_core.atomic import atomic_write_text
 from gleam_core.plan import Geometry, estimate_step_memory, geometry_of, plan
 from gleam_core.sizes import format_size, parse_size
 from gleam_core.plan.accounting import configure
 from gleam_core.plan.choice import STRATEGY_ORDER, max_unrolls, peak_function
 from gleam_core.plan.measure import measure_step
 from gleam_core.train.spec import load_spec, parse_spec
-from machine import cpu_model
+from machine import cpu_model, report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,10 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_check:
         lines += [f"### Estimate against measurement ({args.check_device})", ""] + check(args.check_device)
     lines += ["", f"Total {time.perf_counter() - t0:.0f} s."]
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        atomic_write_text(Path(args.out), text)
-    print(text)
+    report(lines, args.out)
     return 0
 
 
