@@ -86,11 +86,6 @@ class MemoryReport:
         return {k: getattr(self, k) for k in ("parameters", "buffers", "gradients", "optimizer_state", "activations",
                                               "temporaries", "batch")}
 
-    def as_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["geometry"] = {**dataclasses.asdict(self.geometry), "dtype": str(self.geometry.dtype)}
-        return d
-
 
 def _image_bytes(shape: tuple[int, ...], dtype: torch.dtype) -> int:
     return math.prod(shape) * dtype.itemsize
